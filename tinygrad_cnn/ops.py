@@ -1,0 +1,488 @@
+"""Every differentiable op: a forward and a backward on numpy arrays, side by side.
+
+An op instance is the `ctx` of one call: `forward` keeps what `backward` will need
+(`ctx.save_for_backward(...)` for arrays, plain attributes for small metadata), and
+`backward(ctx, grad)` returns the gradient for each input (None where not needed). The
+engine in tensor.py sets `ctx.needs_input_grad` before `backward` runs, so an op can skip
+gradients nobody asked for. Ops never modify the incoming `grad` in place.
+"""
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+
+class Function:
+    saved = ()
+
+    def save_for_backward(self, *arrays):
+        self.saved = arrays
+
+
+def unbroadcast(grad, shape):
+    """Sum `grad` back to `shape`: undo numpy broadcasting of an input of that shape."""
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    stretched = tuple(lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
+    return grad.sum(axis=tuple(range(lead)) + stretched).reshape(shape)
+
+
+# ---- elementwise, with broadcasting -------------------------------------------------------
+
+class Add(Function):
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.shapes = x.shape, y.shape
+        return x + y
+
+    @staticmethod
+    def backward(ctx, grad):
+        return unbroadcast(grad, ctx.shapes[0]), unbroadcast(grad, ctx.shapes[1])
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.shapes = x.shape, y.shape
+        return x - y
+
+    @staticmethod
+    def backward(ctx, grad):
+        return unbroadcast(grad, ctx.shapes[0]), unbroadcast(-grad, ctx.shapes[1])
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        return x * y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved
+        dx = unbroadcast(grad * y, x.shape) if ctx.needs_input_grad[0] else None
+        dy = unbroadcast(grad * x, y.shape) if ctx.needs_input_grad[1] else None
+        return dx, dy
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        return x / y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved
+        dx = unbroadcast(grad / y, x.shape) if ctx.needs_input_grad[0] else None
+        dy = unbroadcast(-grad * x / (y * y), y.shape) if ctx.needs_input_grad[1] else None
+        return dx, dy
+
+
+class Pow(Function):
+    @staticmethod
+    def forward(ctx, x, y):
+        out = x ** y
+        ctx.save_for_backward(x, y, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y, out = ctx.saved
+        dx = unbroadcast(grad * y * x ** (y - 1), x.shape) if ctx.needs_input_grad[0] else None
+        dy = unbroadcast(grad * out * np.log(x), y.shape) if ctx.needs_input_grad[1] else None
+        return dx, dy
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return -x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+class Exp(Function):
+    @staticmethod
+    def forward(ctx, x):
+        out = np.exp(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.saved[0]
+
+
+class Log(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return np.log(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad / ctx.saved[0]
+
+
+class ReLU(Function):
+    @staticmethod
+    def forward(ctx, x):
+        out = np.maximum(x, 0)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * (ctx.saved[0] > 0)
+
+
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx, x):
+        out = 0.5 * np.tanh(0.5 * x) + 0.5  # never overflows, unlike 1 / (1 + exp(-x))
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        out = ctx.saved[0]
+        return grad * out * (1 - out)
+
+
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx, x):
+        out = np.tanh(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        out = ctx.saved[0]
+        return grad * (1 - out * out)
+
+
+# ---- reductions ---------------------------------------------------------------------------
+
+def _expand(grad, shape, axis, keepdims):
+    """Give a reduced gradient back its reduced axes so it broadcasts against `shape`."""
+    if axis is not None and not keepdims:
+        grad = np.expand_dims(grad, axis)
+    return np.broadcast_to(grad, shape)
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.shape, ctx.axis, ctx.keepdims = x.shape, axis, keepdims
+        return x.sum(axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _expand(grad, ctx.shape, ctx.axis, ctx.keepdims)
+
+
+class Mean(Function):
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.shape, ctx.axis, ctx.keepdims = x.shape, axis, keepdims
+        out = x.mean(axis=axis, keepdims=keepdims)
+        ctx.scale = out.size / x.size if x.size else 0.0
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _expand(grad * ctx.scale, ctx.shape, ctx.axis, ctx.keepdims)
+
+
+class Max(Function):
+    """Ties share the gradient equally (like torch.amax): the symmetric subgradient."""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.axis, ctx.keepdims = axis, keepdims
+        out = x.max(axis=axis, keepdims=True)
+        ctx.save_for_backward(x == out)
+        return out if keepdims else out.squeeze(axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        mask = ctx.saved[0]
+        share = mask / mask.sum(axis=ctx.axis, keepdims=True)
+        return _expand(grad, mask.shape, ctx.axis, ctx.keepdims) * share.astype(grad.dtype, copy=False)
+
+
+# ---- shapes and indexing ------------------------------------------------------------------
+
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        try:
+            return x.reshape(shape)
+        except ValueError:
+            raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} "
+                             f"({x.size} elements) into shape {shape}") from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(ctx.shape)
+
+
+class Permute(Function):
+    @staticmethod
+    def forward(ctx, x, dims):
+        if len(dims) != x.ndim or sorted(d % x.ndim for d in dims) != list(range(x.ndim)):
+            raise ValueError(f"permute: {dims} is not a permutation of the {x.ndim} axes of shape {x.shape}")
+        ctx.dims = dims
+        return x.transpose(dims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.transpose(np.argsort([d % grad.ndim for d in ctx.dims]))
+
+
+def _is_advanced(index):
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(p, (list, np.ndarray)) for p in parts)
+
+
+class GetItem(Function):
+    @staticmethod
+    def forward(ctx, x, index):
+        ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
+        try:
+            return x[index]
+        except IndexError as e:
+            raise IndexError(f"getitem: {e} (tensor of shape {x.shape})") from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        dx = np.zeros(ctx.shape, ctx.dtype)
+        if _is_advanced(ctx.index):
+            np.add.at(dx, ctx.index, grad)  # an index may repeat: each occurrence adds
+        else:
+            dx[ctx.index] = grad
+        return dx
+
+
+# ---- linear algebra and convolution -------------------------------------------------------
+
+class MatMul(Function):
+    @staticmethod
+    def forward(ctx, x, y):
+        if x.ndim == 0 or y.ndim == 0:
+            raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {x.shape} and {y.shape}")
+        inner = y.shape[0] if y.ndim == 1 else y.shape[-2]
+        if x.shape[-1] != inner:
+            raise ValueError(f"matmul: inner dimensions differ: {x.shape} @ {y.shape} "
+                             f"({x.shape[-1]} != {inner})")
+        ctx.save_for_backward(x, y)
+        try:
+            return x @ y
+        except ValueError:
+            raise ValueError(f"matmul: batch dimensions of {x.shape} and {y.shape} do not broadcast") from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved
+        # Treat 1-D operands as a row (x) or a column (y) matrix, like numpy does.
+        x2 = x[None, :] if x.ndim == 1 else x
+        y2 = y[:, None] if y.ndim == 1 else y
+        if y.ndim == 1:
+            grad = grad[..., None]
+        if x.ndim == 1:
+            grad = grad[..., None, :]
+        dx = unbroadcast(grad @ y2.swapaxes(-1, -2), x2.shape).reshape(x.shape) if ctx.needs_input_grad[0] else None
+        dy = unbroadcast(x2.swapaxes(-1, -2) @ grad, y2.shape).reshape(y.shape) if ctx.needs_input_grad[1] else None
+        return dx, dy
+
+
+def _pad(x, top, bottom, left, right):
+    """Zero-pad the two spatial axes of an NCHW array (cheaper than np.pad)."""
+    if top == bottom == left == right == 0:
+        return x
+    n, c, h, w = x.shape
+    out = np.zeros((n, c, h + top + bottom, w + left + right), x.dtype)
+    out[:, :, top:top + h, left:left + w] = x
+    return out
+
+
+def _im2col(x, kh, kw, stride):
+    """All kh x kw windows of an NCHW array as rows: (N*OH*OW, C*kh*kw), built with strides."""
+    n, c, h, w = x.shape
+    oh, ow = (h - kh) // stride + 1, (w - kw) // stride + 1
+    sn, sc, sh, sw = x.strides
+    windows = as_strided(x, (n, oh, ow, c, kh, kw), (sn, sh * stride, sw * stride, sc, sh, sw), writeable=False)
+    return windows.reshape(n * oh * ow, c * kh * kw), oh, ow
+
+
+def _correlate(x, w, stride):
+    """Cross-correlate NCHW `x` with OIHW `w` (no padding): im2col + one matmul."""
+    cols, oh, ow = _im2col(x, w.shape[2], w.shape[3], stride)
+    out = cols @ w.reshape(w.shape[0], -1).T
+    return out.reshape(x.shape[0], oh, ow, w.shape[0]).transpose(0, 3, 1, 2), cols
+
+
+class Conv2d(Function):
+    @staticmethod
+    def forward(ctx, x, w, *bias, stride=1, padding=0):
+        if x.ndim != 4 or w.ndim != 4:
+            raise ValueError(f"conv2d: expected a 4-D NCHW input and a 4-D OIHW weight, "
+                             f"got input {x.shape} and weight {w.shape}")
+        if x.shape[1] != w.shape[1]:
+            raise ValueError(f"conv2d: input has {x.shape[1]} channels but the weight expects {w.shape[1]} "
+                             f"(input {x.shape}, weight {w.shape})")
+        if bias and bias[0].shape != (w.shape[0],):
+            raise ValueError(f"conv2d: bias must have shape ({w.shape[0]},), got {bias[0].shape}")
+        if not (isinstance(stride, int) and stride >= 1 and isinstance(padding, int) and padding >= 0):
+            raise ValueError(f"conv2d: stride must be an int >= 1 and padding an int >= 0, "
+                             f"got stride={stride!r}, padding={padding!r}")
+        hp, wp = x.shape[2] + 2 * padding, x.shape[3] + 2 * padding
+        if w.shape[2] > hp or w.shape[3] > wp:
+            raise ValueError(f"conv2d: kernel {w.shape[2:]} is larger than the padded input {(hp, wp)} "
+                             f"(input {x.shape}, padding {padding})")
+        xp = _pad(x, padding, padding, padding, padding)
+        out, cols = _correlate(xp, w, stride)
+        if bias:
+            out = out + bias[0][:, None, None]
+        ctx.stride, ctx.padding, ctx.padded_shape = stride, padding, xp.shape
+        ctx.save_for_backward(cols, w)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        cols, w = ctx.saved
+        o, c, kh, kw = w.shape
+        s, p = ctx.stride, ctx.padding
+        n, _, hp, wp = ctx.padded_shape
+        oh, ow = grad.shape[2:]
+        grad_rows = grad.transpose(0, 2, 3, 1).reshape(-1, o)
+        dw = (grad_rows.T @ cols).reshape(w.shape) if ctx.needs_input_grad[1] else None
+        dx = None
+        if ctx.needs_input_grad[0]:
+            # The input gradient is a full correlation of the (stride-dilated) output gradient
+            # with the flipped kernel, channels swapped: the same im2col + matmul as forward.
+            full = np.zeros((n, o, hp + kh - 1, wp + kw - 1), grad.dtype)
+            full[:, :, kh - 1:kh - 1 + (oh - 1) * s + 1:s, kw - 1:kw - 1 + (ow - 1) * s + 1:s] = grad
+            dxp, _ = _correlate(full, w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), 1)
+            dx = dxp[:, :, p:hp - p, p:wp - p]
+        if len(ctx.needs_input_grad) == 2:
+            return dx, dw
+        db = grad.sum(axis=(0, 2, 3)) if ctx.needs_input_grad[2] else None
+        return dx, dw, db
+
+
+class MaxPool2d(Function):
+    """Each window's gradient goes to one position: its first maximum in row-major order, as
+    in PyTorch. (The tutorial copies it to every tied position; on MNIST's flat background most
+    windows tie, so the two differ there. This one is the subgradient of the max.)"""
+
+    @staticmethod
+    def forward(ctx, x, kernel_size=2, stride=None):
+        k, s = kernel_size, kernel_size if stride is None else stride
+        if x.ndim != 4:
+            raise ValueError(f"max_pool2d: expected a 4-D NCHW input, got shape {x.shape}")
+        if not (isinstance(k, int) and isinstance(s, int) and k >= 1 and s >= 1):
+            raise ValueError(f"max_pool2d: kernel_size and stride must be ints >= 1, got {k!r} and {s!r}")
+        n, c, h, w = x.shape
+        if k > h or k > w:
+            raise ValueError(f"max_pool2d: kernel {k}x{k} is larger than the input's spatial size {(h, w)}")
+        oh, ow = (h - k) // s + 1, (w - k) // s + 1
+        if s == k:  # non-overlapping windows: a reshape finds them (odd edges are dropped, a floor)
+            win = x[:, :, :oh * k, :ow * k].reshape(n, c, oh, k, ow, k).transpose(0, 1, 2, 4, 3, 5)
+        else:
+            sn, sc, sh, sw = x.strides
+            win = as_strided(x, (n, c, oh, ow, k, k), (sn, sc, sh * s, sw * s, sh, sw), writeable=False)
+        win = win.reshape(n, c, oh, ow, k * k)
+        pos = win.argmax(axis=-1)
+        ctx.shape, ctx.k, ctx.s = x.shape, k, s
+        ctx.save_for_backward(pos)
+        return np.take_along_axis(win, pos[..., None], axis=-1)[..., 0]
+
+    @staticmethod
+    def backward(ctx, grad):
+        (pos,), k, s = ctx.saved, ctx.k, ctx.s
+        n, c, h, w = ctx.shape
+        oh, ow = grad.shape[2:]
+        if s == k:
+            routed = (pos[..., None] == np.arange(k * k)) * grad[..., None]
+            routed = routed.reshape(n, c, oh, ow, k, k).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, oh * k, ow * k)
+            if (oh * k, ow * k) == (h, w):
+                return routed
+            dx = np.zeros(ctx.shape, grad.dtype)
+            dx[:, :, :oh * k, :ow * k] = routed
+            return dx
+        # Overlapping or gapped windows: scatter-add into the flat input by position.
+        row = np.arange(oh)[:, None] * s + pos // k
+        col = np.arange(ow) * s + pos % k
+        flat = (np.arange(n * c).reshape(n, c, 1, 1) * h + row) * w + col
+        dx = np.bincount(flat.ravel(), weights=grad.ravel(), minlength=n * c * h * w)
+        return dx.astype(grad.dtype, copy=False).reshape(ctx.shape)
+
+
+# ---- softmax and the loss -----------------------------------------------------------------
+
+def _log_softmax(x, axis):
+    shifted = x - x.max(axis=axis, keepdims=True)  # the largest logit becomes 0: exp cannot overflow
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+class Softmax(Function):
+    @staticmethod
+    def forward(ctx, x, axis=-1):
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        out = e / e.sum(axis=axis, keepdims=True)
+        ctx.axis = axis
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        out = ctx.saved[0]
+        return out * (grad - (grad * out).sum(axis=ctx.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    @staticmethod
+    def forward(ctx, x, axis=-1):
+        out = _log_softmax(x, axis)
+        ctx.axis = axis
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad - np.exp(ctx.saved[0]) * grad.sum(axis=ctx.axis, keepdims=True)
+
+
+class CrossEntropy(Function):
+    """Mean over the batch of -log softmax(logits)[label], fused: the gradient is
+    (softmax - onehot) / N, with no log of a probability that may have underflowed to 0."""
+
+    @staticmethod
+    def forward(ctx, logits, labels):
+        if logits.ndim != 2:
+            raise ValueError(f"cross_entropy: expected logits of shape (N, classes), got {logits.shape}")
+        labels = np.asarray(labels)
+        n, k = logits.shape
+        if labels.shape != (n,) or labels.dtype.kind not in "iu":
+            raise ValueError(f"cross_entropy: labels must be integers of shape ({n},) for logits {logits.shape}, "
+                             f"got {labels.dtype} of shape {labels.shape}")
+        if n and (labels.min() < 0 or labels.max() >= k):
+            raise ValueError(f"cross_entropy: labels must lie in [0, {k}), got values from "
+                             f"{labels.min()} to {labels.max()}")
+        logp = _log_softmax(logits, 1)
+        ctx.save_for_backward(logp, labels)
+        return -logp[np.arange(n), labels].mean(dtype=logits.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        logp, labels = ctx.saved
+        n = len(labels)
+        d = np.exp(logp)
+        d[np.arange(n), labels] -= 1
+        d *= grad / n
+        return d
