@@ -296,11 +296,14 @@ def test_real_mnist_sha256():
         assert hashlib.sha256(gzip.decompress((d / f"{name}.gz").read_bytes())).hexdigest() == expected
 
 
-def test_progress_falls_back_to_stderr_without_tqdm(monkeypatch, capsys):
+def test_progress_falls_back_to_a_stderr_bar_without_tqdm(monkeypatch, capsys):
+    from tinygrad_cnn import progress
     monkeypatch.setitem(sys.modules, "tqdm", None)  # makes `import tqdm` fail
-    bar = datasets._progress(200, "x.gz")
-    assert isinstance(bar, datasets._StderrProgress)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    bar = progress.progress(200, "x.gz", unit="B", delay=0)
+    assert isinstance(bar, progress._Bar)
+    bar.last -= 1  # as if the previous redraw were a second ago
     bar.update(50)
-    bar.update(150)
     bar.close()
-    assert capsys.readouterr().err.endswith("x.gz: 100%\n")
+    err = capsys.readouterr().err
+    assert "x.gz: 50/200 (25%)" in err and "B/s, ETA" in err

@@ -1,7 +1,7 @@
 """tinygrad_cnn: a tiny, fast reverse-mode autograd framework on numpy."""
 from .tensor import Tensor, no_grad
 from .gradcheck import gradcheck, GradcheckError
-from . import functional
+from . import functional, nn, optim
 
-__all__ = ["Tensor", "no_grad", "gradcheck", "GradcheckError", "functional"]
+__all__ = ["Tensor", "no_grad", "gradcheck", "GradcheckError", "functional", "nn", "optim"]
 __version__ = "0.1.0"

@@ -19,7 +19,6 @@ import http.client
 import io
 import os
 import struct
-import sys
 import tempfile
 import urllib.request
 import zlib
@@ -27,6 +26,8 @@ from pathlib import Path
 
 import mnist
 import numpy as np
+
+from .progress import progress
 
 MIRRORS = [
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -157,7 +158,7 @@ def _fetch(url, directory, name):
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out, _open_url(url) as resp:
-            bar = _progress(int(resp.headers.get("Content-Length") or 0), f"{name}.gz")
+            bar = progress(int(resp.headers.get("Content-Length") or 0), f"{name}.gz", unit="B", delay=0)
             try:
                 while chunk := resp.read(1 << 16):
                     out.write(chunk)
@@ -171,24 +172,3 @@ def _fetch(url, directory, name):
     except BaseException:  # including KeyboardInterrupt: never leave a partial file
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _progress(total, desc):
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _StderrProgress(total, desc)
-    return tqdm(total=total or None, desc=desc, unit="B", unit_scale=True, leave=False)
-
-
-class _StderrProgress:
-    def __init__(self, total, desc):
-        self.total, self.desc, self.n = total, desc, 0
-
-    def update(self, k):
-        self.n += k
-        done = f"{100 * self.n // self.total}%" if self.total else f"{self.n >> 10} KiB"
-        print(f"\r{self.desc}: {done}", end="", file=sys.stderr, flush=True)
-
-    def close(self):
-        print(file=sys.stderr)

@@ -19,7 +19,8 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4):
     element index and both values.
     """
     args = [Tensor(x.data.astype(np.float64), requires_grad=x.requires_grad)
-            if isinstance(x, Tensor) and x.dtype != np.float64 else x for x in inputs]
+            if isinstance(x, Tensor) and x.dtype.kind == "f" and x.dtype != np.float64 else x
+            for x in inputs]  # integer tensors (e.g. labels) pass through unchanged
     checked = [i for i, x in enumerate(args) if isinstance(x, Tensor) and x.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input has requires_grad=True, so there is nothing to check")

@@ -300,33 +300,27 @@ class MatMul(Function):
         return dx, dy
 
 
-def _pad(x, top, bottom, left, right):
-    """Zero-pad the two spatial axes of an NCHW array (cheaper than np.pad)."""
-    if top == bottom == left == right == 0:
+def _pad_channels_last(x, p):
+    """Zero-pad the spatial axes of NCHW `x` by p into a buffer laid out NHWC in memory."""
+    if p == 0:
         return x
     n, c, h, w = x.shape
-    out = np.zeros((n, c, h + top + bottom, w + left + right), x.dtype)
-    out[:, :, top:top + h, left:left + w] = x
+    out = np.zeros((n, h + 2 * p, w + 2 * p, c), x.dtype).transpose(0, 3, 1, 2)
+    out[:, :, p:p + h, p:p + w] = x
     return out
 
 
-def _im2col(x, kh, kw, stride):
-    """All kh x kw windows of an NCHW array as rows: (N*OH*OW, C*kh*kw), built with strides."""
-    n, c, h, w = x.shape
-    oh, ow = (h - kh) // stride + 1, (w - kw) // stride + 1
-    sn, sc, sh, sw = x.strides
-    windows = as_strided(x, (n, oh, ow, c, kh, kw), (sn, sh * stride, sw * stride, sc, sh, sw), writeable=False)
-    return windows.reshape(n * oh * ow, c * kh * kw), oh, ow
-
-
-def _correlate(x, w, stride):
-    """Cross-correlate NCHW `x` with OIHW `w` (no padding): im2col + one matmul."""
-    cols, oh, ow = _im2col(x, w.shape[2], w.shape[3], stride)
-    out = cols @ w.reshape(w.shape[0], -1).T
-    return out.reshape(x.shape[0], oh, ow, w.shape[0]).transpose(0, 3, 1, 2), cols
+def _offsets(kh, kw, stride, oh, ow):
+    """For each position (i, j) inside a window: the slices that pick it out of every window."""
+    return [(i, j, slice(i, i + stride * (oh - 1) + 1, stride), slice(j, j + stride * (ow - 1) + 1, stride))
+            for i in range(kh) for j in range(kw)]
 
 
 class Conv2d(Function):
+    """Cross-correlation by im2col + one matmul. Columns are ordered (kh, kw, C) and the output
+    is NHWC in memory (an NCHW view): the next conv's im2col then copies contiguous channel runs,
+    and the backward needs no transposing copies."""
+
     @staticmethod
     def forward(ctx, x, w, *bias, stride=1, padding=0):
         if x.ndim != 4 or w.ndim != 4:
@@ -340,45 +334,52 @@ class Conv2d(Function):
         if not (isinstance(stride, int) and stride >= 1 and isinstance(padding, int) and padding >= 0):
             raise ValueError(f"conv2d: stride must be an int >= 1 and padding an int >= 0, "
                              f"got stride={stride!r}, padding={padding!r}")
-        hp, wp = x.shape[2] + 2 * padding, x.shape[3] + 2 * padding
-        if w.shape[2] > hp or w.shape[3] > wp:
-            raise ValueError(f"conv2d: kernel {w.shape[2:]} is larger than the padded input {(hp, wp)} "
+        n, c, h, wd = x.shape
+        o, _, kh, kw = w.shape
+        hp, wp = h + 2 * padding, wd + 2 * padding
+        if kh > hp or kw > wp:
+            raise ValueError(f"conv2d: kernel {(kh, kw)} is larger than the padded input {(hp, wp)} "
                              f"(input {x.shape}, padding {padding})")
-        xp = _pad(x, padding, padding, padding, padding)
-        out, cols = _correlate(xp, w, stride)
+        oh, ow = (hp - kh) // stride + 1, (wp - kw) // stride + 1
+        xp = _pad_channels_last(x, padding)
+        sn, sc, sh, sw = xp.strides
+        windows = as_strided(xp, (n, oh, ow, kh, kw, c), (sn, sh * stride, sw * stride, sh, sw, sc), writeable=False)
+        cols = windows.reshape(n * oh * ow, kh * kw * c)  # im2col: the one copy of the input
+        wmat = w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)
+        out = cols @ wmat.T
         if bias:
-            out = out + bias[0][:, None, None]
-        ctx.stride, ctx.padding, ctx.padded_shape = stride, padding, xp.shape
-        ctx.save_for_backward(cols, w)
-        return out
+            out += bias[0]
+        ctx.save_for_backward(cols, wmat)
+        ctx.geometry = (n, c, hp, wp, kh, kw, stride, padding)
+        return out.reshape(n, oh, ow, o).transpose(0, 3, 1, 2)
 
     @staticmethod
     def backward(ctx, grad):
-        cols, w = ctx.saved
-        o, c, kh, kw = w.shape
-        s, p = ctx.stride, ctx.padding
-        n, _, hp, wp = ctx.padded_shape
-        oh, ow = grad.shape[2:]
-        grad_rows = grad.transpose(0, 2, 3, 1).reshape(-1, o)
-        dw = (grad_rows.T @ cols).reshape(w.shape) if ctx.needs_input_grad[1] else None
+        cols, wmat = ctx.saved
+        n, c, hp, wp, kh, kw, s, p = ctx.geometry
+        o, oh, ow = grad.shape[1:]
+        grad_rows = grad.transpose(0, 2, 3, 1).reshape(-1, o)  # free when grad is NHWC in memory
+        dw = (grad_rows.T @ cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2) if ctx.needs_input_grad[1] else None
         dx = None
         if ctx.needs_input_grad[0]:
-            # The input gradient is a full correlation of the (stride-dilated) output gradient
-            # with the flipped kernel, channels swapped: the same im2col + matmul as forward.
-            full = np.zeros((n, o, hp + kh - 1, wp + kw - 1), grad.dtype)
-            full[:, :, kh - 1:kh - 1 + (oh - 1) * s + 1:s, kw - 1:kw - 1 + (ow - 1) * s + 1:s] = grad
-            dxp, _ = _correlate(full, w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), 1)
-            dx = dxp[:, :, p:hp - p, p:wp - p]
+            # col2im: each kernel position adds its column block back where it was read from.
+            dcols = (grad_rows @ wmat).reshape(n, oh, ow, kh, kw, c)
+            dxp = np.zeros((n, hp, wp, c), grad.dtype)
+            for i, j, rows, cols_ in _offsets(kh, kw, s, oh, ow):
+                dxp[:, rows, cols_] += dcols[:, :, :, i, j]
+            dx = dxp[:, p:hp - p, p:wp - p].transpose(0, 3, 1, 2)
         if len(ctx.needs_input_grad) == 2:
             return dx, dw
-        db = grad.sum(axis=(0, 2, 3)) if ctx.needs_input_grad[2] else None
-        return dx, dw, db
+        return dx, dw, grad_rows.sum(axis=0) if ctx.needs_input_grad[2] else None
 
 
 class MaxPool2d(Function):
     """Each window's gradient goes to one position: its first maximum in row-major order, as
     in PyTorch. (The tutorial copies it to every tied position; on MNIST's flat background most
-    windows tie, so the two differ there. This one is the subgradient of the max.)"""
+    windows tie, so the two differ there. This one is the subgradient of the max.)
+
+    Windows are walked by position, not by pixel: slice (i, j) holds element (i, j) of every
+    window at once, for any kernel and stride, and keeps the input's memory layout."""
 
     @staticmethod
     def forward(ctx, x, kernel_size=2, stride=None):
@@ -387,40 +388,27 @@ class MaxPool2d(Function):
             raise ValueError(f"max_pool2d: expected a 4-D NCHW input, got shape {x.shape}")
         if not (isinstance(k, int) and isinstance(s, int) and k >= 1 and s >= 1):
             raise ValueError(f"max_pool2d: kernel_size and stride must be ints >= 1, got {k!r} and {s!r}")
-        n, c, h, w = x.shape
+        h, w = x.shape[2:]
         if k > h or k > w:
             raise ValueError(f"max_pool2d: kernel {k}x{k} is larger than the input's spatial size {(h, w)}")
-        oh, ow = (h - k) // s + 1, (w - k) // s + 1
-        if s == k:  # non-overlapping windows: a reshape finds them (odd edges are dropped, a floor)
-            win = x[:, :, :oh * k, :ow * k].reshape(n, c, oh, k, ow, k).transpose(0, 1, 2, 4, 3, 5)
-        else:
-            sn, sc, sh, sw = x.strides
-            win = as_strided(x, (n, c, oh, ow, k, k), (sn, sc, sh * s, sw * s, sh, sw), writeable=False)
-        win = win.reshape(n, c, oh, ow, k * k)
-        pos = win.argmax(axis=-1)
-        ctx.shape, ctx.k, ctx.s = x.shape, k, s
-        ctx.save_for_backward(pos)
-        return np.take_along_axis(win, pos[..., None], axis=-1)[..., 0]
+        offsets = _offsets(k, k, s, (h - k) // s + 1, (w - k) // s + 1)  # odd edges are dropped: a floor
+        out = x[:, :, offsets[0][2], offsets[0][3]].copy(order="K")
+        for _, _, rows, cols in offsets[1:]:
+            np.maximum(out, x[:, :, rows, cols], out=out)
+        ctx.offsets = offsets
+        ctx.save_for_backward(x, out)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        (pos,), k, s = ctx.saved, ctx.k, ctx.s
-        n, c, h, w = ctx.shape
-        oh, ow = grad.shape[2:]
-        if s == k:
-            routed = (pos[..., None] == np.arange(k * k)) * grad[..., None]
-            routed = routed.reshape(n, c, oh, ow, k, k).transpose(0, 1, 2, 4, 3, 5).reshape(n, c, oh * k, ow * k)
-            if (oh * k, ow * k) == (h, w):
-                return routed
-            dx = np.zeros(ctx.shape, grad.dtype)
-            dx[:, :, :oh * k, :ow * k] = routed
-            return dx
-        # Overlapping or gapped windows: scatter-add into the flat input by position.
-        row = np.arange(oh)[:, None] * s + pos // k
-        col = np.arange(ow) * s + pos % k
-        flat = (np.arange(n * c).reshape(n, c, 1, 1) * h + row) * w + col
-        dx = np.bincount(flat.ravel(), weights=grad.ravel(), minlength=n * c * h * w)
-        return dx.astype(grad.dtype, copy=False).reshape(ctx.shape)
+        x, out = ctx.saved
+        dx = np.zeros_like(x, dtype=grad.dtype)
+        unrouted = grad
+        for _, _, rows, cols in ctx.offsets:
+            routed = (x[:, :, rows, cols] == out) * unrouted
+            dx[:, :, rows, cols] += routed
+            unrouted = unrouted - routed  # a tie later in the window gets nothing
+        return dx
 
 
 # ---- softmax and the loss -----------------------------------------------------------------
