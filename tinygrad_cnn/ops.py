@@ -300,13 +300,14 @@ class MatMul(Function):
         return dx, dy
 
 
-def _pad_channels_last(x, p):
-    """Zero-pad the spatial axes of NCHW `x` by p into a buffer laid out NHWC in memory."""
-    if p == 0:
-        return x
+def _channels_last(x, p):
+    """NCHW `x`, zero-padded by p, as an NHWC array: a free view when x is NHWC in memory."""
     n, c, h, w = x.shape
-    out = np.zeros((n, h + 2 * p, w + 2 * p, c), x.dtype).transpose(0, 3, 1, 2)
-    out[:, :, p:p + h, p:p + w] = x
+    nhwc = x.transpose(0, 2, 3, 1)
+    if p == 0 and nhwc.flags.c_contiguous:
+        return nhwc
+    out = np.zeros((n, h + 2 * p, w + 2 * p, c), x.dtype) if p else np.empty_like(nhwc, order="C")
+    out[:, p:p + h, p:p + w] = nhwc
     return out
 
 
@@ -341,22 +342,24 @@ class Conv2d(Function):
             raise ValueError(f"conv2d: kernel {(kh, kw)} is larger than the padded input {(hp, wp)} "
                              f"(input {x.shape}, padding {padding})")
         oh, ow = (hp - kh) // stride + 1, (wp - kw) // stride + 1
-        xp = _pad_channels_last(x, padding)
-        sn, sc, sh, sw = xp.strides
-        windows = as_strided(xp, (n, oh, ow, kh, kw, c), (sn, sh * stride, sw * stride, sh, sw, sc), writeable=False)
-        cols = windows.reshape(n * oh * ow, kh * kw * c)  # im2col: the one copy of the input
+        xp = _channels_last(x, padding)
+        offsets = _offsets(kh, kw, stride, oh, ow)
+        cols = np.empty((n, oh, ow, kh, kw, c), x.dtype)
+        for i, j, rows, cols_ in offsets:  # im2col, one kernel position at a time
+            cols[:, :, :, i, j] = xp[:, rows, cols_]
+        cols = cols.reshape(n * oh * ow, kh * kw * c)
         wmat = w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)
         out = cols @ wmat.T
         if bias:
             out += bias[0]
         ctx.save_for_backward(cols, wmat)
-        ctx.geometry = (n, c, hp, wp, kh, kw, stride, padding)
+        ctx.geometry, ctx.offsets = (n, c, hp, wp, kh, kw, padding), offsets
         return out.reshape(n, oh, ow, o).transpose(0, 3, 1, 2)
 
     @staticmethod
     def backward(ctx, grad):
         cols, wmat = ctx.saved
-        n, c, hp, wp, kh, kw, s, p = ctx.geometry
+        n, c, hp, wp, kh, kw, p = ctx.geometry
         o, oh, ow = grad.shape[1:]
         grad_rows = grad.transpose(0, 2, 3, 1).reshape(-1, o)  # free when grad is NHWC in memory
         dw = (grad_rows.T @ cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2) if ctx.needs_input_grad[1] else None
@@ -365,7 +368,7 @@ class Conv2d(Function):
             # col2im: each kernel position adds its column block back where it was read from.
             dcols = (grad_rows @ wmat).reshape(n, oh, ow, kh, kw, c)
             dxp = np.zeros((n, hp, wp, c), grad.dtype)
-            for i, j, rows, cols_ in _offsets(kh, kw, s, oh, ow):
+            for i, j, rows, cols_ in ctx.offsets:
                 dxp[:, rows, cols_] += dcols[:, :, :, i, j]
             dx = dxp[:, p:hp - p, p:wp - p].transpose(0, 3, 1, 2)
         if len(ctx.needs_input_grad) == 2:
@@ -391,21 +394,25 @@ class MaxPool2d(Function):
         h, w = x.shape[2:]
         if k > h or k > w:
             raise ValueError(f"max_pool2d: kernel {k}x{k} is larger than the input's spatial size {(h, w)}")
-        offsets = _offsets(k, k, s, (h - k) // s + 1, (w - k) // s + 1)  # odd edges are dropped: a floor
-        out = x[:, :, offsets[0][2], offsets[0][3]].copy(order="K")
-        for _, _, rows, cols in offsets[1:]:
-            np.maximum(out, x[:, :, rows, cols], out=out)
+        oh, ow = (h - k) // s + 1, (w - k) // s + 1  # odd edges are dropped: a floor
+        offsets = _offsets(k, k, s, oh, ow)
+        # Stacking the window positions into one contiguous array costs k*k strided copies,
+        # after which the max and the whole backward run on contiguous memory.
+        windows = np.empty((k * k,) + x.shape[:2] + (oh, ow), x.dtype)
+        for t, (_, _, rows, cols) in enumerate(offsets):
+            windows[t] = x[:, :, rows, cols]
+        out = windows.max(axis=0)
         ctx.offsets = offsets
-        ctx.save_for_backward(x, out)
+        ctx.save_for_backward(x, windows, out)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        x, out = ctx.saved
+        x, windows, out = ctx.saved
         dx = np.zeros_like(x, dtype=grad.dtype)
-        unrouted = grad
-        for _, _, rows, cols in ctx.offsets:
-            routed = (x[:, :, rows, cols] == out) * unrouted
+        unrouted = np.ascontiguousarray(grad)
+        for t, (_, _, rows, cols) in enumerate(ctx.offsets):
+            routed = (windows[t] == out) * unrouted
             dx[:, :, rows, cols] += routed
             unrouted = unrouted - routed  # a tie later in the window gets nothing
         return dx
