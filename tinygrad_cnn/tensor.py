@@ -6,11 +6,15 @@ is the tape. `backward()` sorts the tape topologically and hands each op the gra
 output; the op's own `backward` turns it into gradients for its inputs. Nothing here knows
 about layers, networks or data sets.
 """
+import heapq
+import itertools
+
 import numpy as np
 
 from . import ops
 
 _grad_enabled = True
+_creation_order = itertools.count()  # each tensor is numbered after its inputs
 
 
 class no_grad:
@@ -37,10 +41,10 @@ def _apply(op, *inputs, **kwargs):
     out = op.forward(ctx, *[t.data for t in inputs], **kwargs)
     result = Tensor.__new__(Tensor)
     result.data = out if type(out) is np.ndarray else np.asarray(out)
-    result.grad = None
-    if _grad_enabled and any(t.requires_grad for t in inputs):
-        ctx.parents = inputs
-        ctx.needs_input_grad = tuple(t.requires_grad for t in inputs)
+    result.grad, result._seq = None, next(_creation_order)
+    needs = [t.requires_grad for t in inputs]
+    if _grad_enabled and True in needs:
+        ctx.parents, ctx.needs_input_grad = inputs, needs
         result.requires_grad, result._ctx = True, ctx
     else:
         result.requires_grad, result._ctx = False, None
@@ -49,19 +53,25 @@ def _apply(op, *inputs, **kwargs):
 
 def _lift(value, like):
     """A Python number or numpy array becomes a constant tensor of `like`'s dtype (no upcast)."""
-    return value if isinstance(value, Tensor) or value is None else Tensor(value, dtype=like.data.dtype)
+    if isinstance(value, Tensor) or value is None:
+        return value
+    const = Tensor.__new__(Tensor)
+    try:
+        const.data = np.asarray(value, dtype=like.data.dtype)
+    except (TypeError, ValueError):
+        raise TypeError(f"cannot combine a Tensor with {type(value).__name__} {value!r}") from None
+    const.grad, const.requires_grad, const._ctx, const._seq = None, False, None, next(_creation_order)
+    return const
 
 
 def _binary(op, name, x, y, reverse=False):
     y = _lift(y, x)
     if reverse:
         x, y = y, x
-    if x.data.shape != y.data.shape:
-        try:
-            np.broadcast_shapes(x.data.shape, y.data.shape)
-        except ValueError:
-            raise ValueError(f"{name}: shapes {x.data.shape} and {y.data.shape} cannot be broadcast together") from None
-    return _apply(op, x, y)
+    try:
+        return _apply(op, x, y)
+    except ValueError:  # the only ValueError an elementwise forward raises is numpy's broadcast failure
+        raise ValueError(f"{name}: shapes {x.data.shape} and {y.data.shape} cannot be broadcast together") from None
 
 
 def _shape_arg(shape):
@@ -75,7 +85,7 @@ class Tensor:
     numbers, lists, integer arrays) becomes float32, the default dtype, unless `dtype` says.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_seq")
     __array_ufunc__ = None  # numpy defers to our operators: ndarray * Tensor -> Tensor.__rmul__
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -88,6 +98,7 @@ class Tensor:
         if requires_grad and data.dtype.kind != "f":
             raise TypeError(f"Tensor: only floating-point tensors can require grad, got dtype {data.dtype}")
         self.data, self.grad, self.requires_grad, self._ctx = data, None, requires_grad, None
+        self._seq = next(_creation_order)
 
     # ---- constructors ----
     @classmethod
@@ -150,11 +161,13 @@ class Tensor:
             if grad.shape != self.shape:
                 raise ValueError(f"backward: grad has shape {grad.shape}, but the tensor has shape {self.shape}")
 
-        grads = {id(self): grad}
-        for t in reversed(self._topological_order()):
-            g = grads.pop(id(t), None)
-            if g is None:
-                continue
+        # A tensor is always created after its inputs, so taking tensors latest-created first
+        # reaches each one only after every tensor computed from it: a reverse topological
+        # order, without a separate sort (PyTorch orders its backward the same way).
+        grads, pending = {id(self): grad}, [(-self._seq, self)]
+        while pending:
+            t = heapq.heappop(pending)[1]
+            g = grads.pop(id(t))
             ctx = t._ctx
             if ctx is None:  # a leaf: keep the gradient, summed over backward() calls
                 if t.grad is None:
@@ -162,35 +175,23 @@ class Tensor:
                 else:
                     t.grad += g
                 continue
+            if ctx.parents is None:
+                raise RuntimeError("backward: trying to go through a graph a second time, but its saved "
+                                   "buffers were released by the first backward(); call "
+                                   "backward(retain_graph=True) the first time to keep them")
             input_grads = ctx.backward(ctx, g)
-            if not isinstance(input_grads, tuple):
+            if type(input_grads) is not tuple:
                 input_grads = (input_grads,)
             for parent, pg in zip(ctx.parents, input_grads):
                 if pg is not None and parent.requires_grad:
                     key = id(parent)
-                    grads[key] = grads[key] + pg if key in grads else pg
+                    if key in grads:
+                        grads[key] = grads[key] + pg
+                    else:
+                        grads[key] = pg
+                        heapq.heappush(pending, (-parent._seq, parent))
             if not retain_graph:
                 ctx.parents = ctx.saved = None
-
-    def _topological_order(self):
-        """Tensors of the tape, each after all its inputs: an iterative depth-first search."""
-        order, visited, stack = [], set(), [(self, False)]
-        while stack:
-            t, inputs_done = stack.pop()
-            if inputs_done:
-                order.append(t)
-                continue
-            if id(t) in visited:
-                continue
-            visited.add(id(t))
-            stack.append((t, True))
-            if t._ctx is not None:
-                if t._ctx.parents is None:
-                    raise RuntimeError("backward: trying to go through a graph a second time, but its saved "
-                                       "buffers were released by the first backward(); call "
-                                       "backward(retain_graph=True) the first time to keep them")
-                stack.extend((p, False) for p in t._ctx.parents if p.requires_grad and id(p) not in visited)
-        return order
 
     # ---- arithmetic (Python numbers and numpy arrays mix in as constants) ----
     def __add__(self, other): return _binary(ops.Add, "add", self, other)
