@@ -6,6 +6,8 @@ An op instance is the `ctx` of one call: `forward` keeps what `backward` will ne
 engine in tensor.py sets `ctx.needs_input_grad` before `backward` runs, so an op can skip
 gradients nobody asked for. Ops never modify the incoming `grad` in place.
 """
+import functools
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -311,10 +313,11 @@ def _channels_last(x, p):
     return out
 
 
+@functools.lru_cache(maxsize=256)
 def _offsets(kh, kw, stride, oh, ow):
     """For each position (i, j) inside a window: the slices that pick it out of every window."""
-    return [(i, j, slice(i, i + stride * (oh - 1) + 1, stride), slice(j, j + stride * (ow - 1) + 1, stride))
-            for i in range(kh) for j in range(kw)]
+    return tuple((i, j, slice(i, i + stride * (oh - 1) + 1, stride), slice(j, j + stride * (ow - 1) + 1, stride))
+                 for i in range(kh) for j in range(kw))
 
 
 class Conv2d(Function):
@@ -414,7 +417,8 @@ class MaxPool2d(Function):
         for t, (_, _, rows, cols) in enumerate(ctx.offsets):
             routed = (windows[t] == out) * unrouted
             dx[:, :, rows, cols] += routed
-            unrouted = unrouted - routed  # a tie later in the window gets nothing
+            if t + 1 < len(ctx.offsets):
+                unrouted = unrouted - routed  # a tie later in the window gets nothing
         return dx
 
 
@@ -471,7 +475,7 @@ class CrossEntropy(Function):
                              f"{labels.min()} to {labels.max()}")
         logp = _log_softmax(logits, 1)
         ctx.save_for_backward(logp, labels)
-        return -logp[np.arange(n), labels].mean(dtype=logits.dtype)
+        return -logp[np.arange(n), labels].sum() / n
 
     @staticmethod
     def backward(ctx, grad):
