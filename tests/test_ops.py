@@ -458,6 +458,38 @@ def test_tiny_cnn_end_to_end():
     assert all(p.grad.dtype == np.float32 for p in params)
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "channels-last", "strided-view"])
+def test_conv_and_pool_accept_any_memory_layout(layout):
+    """conv2d and max_pool2d take shortcuts based on memory layout (an NHWC-in-memory input is a
+    free view), so check inputs that are NCHW views of NHWC memory, or strided slices, too."""
+    base = randn(2, 3, 10, 6)
+    x = {"contiguous": np.ascontiguousarray(base[:, :, :5]),
+         "channels-last": np.ascontiguousarray(base[:, :, :5].transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2),
+         "strided-view": base[:, :, ::2]}[layout]
+    np.testing.assert_array_equal(x, base[:, :, :5] if layout != "strided-view" else base[:, :, ::2])
+    w = randn(2, 3, 2, 3)
+    for padding in (0, 1):
+        out = Tensor(x).conv2d(Tensor(w), padding=padding)
+        np.testing.assert_allclose(out.numpy(), conv2d_ref(x, w, None, 1, padding), rtol=1e-10, atol=1e-12)
+        check_grad(lambda x, w: x.conv2d(w, padding=padding), x, w)
+    np.testing.assert_array_equal(Tensor(x).max_pool2d(2).numpy(), max_pool2d_ref(x, 2))
+    check_grad(lambda x: x.max_pool2d(2), x + np.arange(x.size).reshape(x.shape) * 1e-3)  # no ties
+
+
+def test_stacked_convs_and_pools():
+    """Layer outputs are views with unusual strides (conv returns NHWC memory): feeding them into
+    the next conv / pool, and their gradients back, must still be right."""
+    g = np.random.default_rng(11)
+    arrays = [g.standard_normal(s) for s in [(2, 2, 7, 7), (3, 2, 3, 3), (3,), (2, 3, 3, 3), (2,)]]
+
+    def net(x, w1, b1, w2, b2):
+        h = x.conv2d(w1, b1, padding=1).tanh()            # (2, 3, 7, 7)
+        h = h.conv2d(w2, b2, stride=2, padding=1)         # (2, 2, 4, 4)
+        return h.max_pool2d(3, 1).conv2d(w2[:, :2], padding=1)  # overlapping pool, then conv again
+
+    check_grad(net, *arrays)
+
+
 # ---- numerical stability -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -1,7 +1,9 @@
 """The Tensor class and the tape: construction, attributes, mixing with Python numbers and numpy
 arrays, and the backward walk (ordering, accumulation, no_grad, detach, deep graphs, releasing
 saved buffers, retain_graph, memory)."""
+import copy
 import gc
+import pickle
 import sys
 import weakref
 
@@ -166,6 +168,18 @@ def test_diamond_visits_the_shared_node_once_with_the_summed_gradient():
     np.testing.assert_array_equal(x.grad, [5.0, 5.0])
 
 
+def test_node_used_directly_and_through_another_path_by_the_same_op():
+    """out = a * exp(a): the walk reaches a twice from one op (directly, and through exp) and
+    must still run a's backward once, with both contributions summed: (1 + a) * exp(a)."""
+    log = []
+    x = Tensor(np.array([0.5, 1.0]), requires_grad=True)
+    a = _apply(recorder(log, "a"), x)
+    out = a * _apply(recorder(log, "e"), a).exp()
+    out.sum().backward()
+    assert [name for name, _ in log] == ["e", "a"]
+    np.testing.assert_allclose(x.grad, (1 + x.numpy()) * np.exp(x.numpy()), rtol=1e-12)
+
+
 def test_deep_diamonds_are_linear_not_exponential():
     """y = y + y, 60 times: 2**60 paths from y to x. A walk that followed every path would never
     finish; visiting each node once gives d y / d x = 2**60 (exact in float64) instantly."""
@@ -175,6 +189,17 @@ def test_deep_diamonds_are_linear_not_exponential():
         y = y + y
     y.backward()
     assert x.grad == 2.0 ** 60
+
+
+@pytest.mark.parametrize("clone", [copy.deepcopy, lambda t: pickle.loads(pickle.dumps(t))], ids=["deepcopy", "pickle"])
+def test_copied_tensors_can_share_a_graph(clone):
+    """A copy (e.g. of a model's parameters) is a separate leaf, even used with its original."""
+    w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    w2 = clone(w)
+    x = Tensor(np.array([3.0, 4.0]))
+    (x * w + 2 * x * w2).sum().backward()
+    np.testing.assert_array_equal(w.grad, [3.0, 4.0])
+    np.testing.assert_array_equal(w2.grad, [6.0, 8.0])
 
 
 def test_gradients_accumulate_across_backward_calls_until_reset():

@@ -47,7 +47,11 @@ def _compare(value, args, checked, eps, atol, rtol):
     value().backward()
     for i in checked:
         x = args[i]
-        analytic = x.grad if x.grad is not None else np.zeros_like(x.data)
+        if x.grad is None:  # as in PyTorch: most often fn uses a copy, not this tensor
+            raise GradcheckError(f"gradcheck: input {i} (shape {x.shape}) was not used by fn: no gradient "
+                                 f"reached it. If fn closes over tensors, pass those very tensors in float64 "
+                                 f"(e.g. module.to(np.float64)); other dtypes are checked on copies.")
+        analytic = x.grad
         for index in np.ndindex(*x.shape):
             original = x.data[index]
             try:

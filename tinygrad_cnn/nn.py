@@ -32,7 +32,8 @@ class Module:
             yield from child.named_parameters(f"{prefix}{name}.")
 
     def parameters(self):
-        return [p for _, p in self.named_parameters()]
+        """Each parameter once, even if shared by two layers (or an optimizer would step it twice)."""
+        return list({id(p): p for _, p in self.named_parameters()}.values())
 
     def zero_grad(self):
         for p in self.parameters():
@@ -185,12 +186,18 @@ def save(module, path):
     """Write module.state_dict() to `path` as .npz, atomically: a crash leaves the old file or
     none, never a half-written one."""
     path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=".npz")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"save: cannot write {path}: directory {directory} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **module.state_dict())
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; a saved model need not be
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -200,7 +207,10 @@ def save(module, path):
 def load(module, path):
     """Load weights written by `save` into `module` (shapes and names must match)."""
     try:
-        with np.load(os.fspath(path)) as archive:
+        archive = np.load(os.fspath(path))
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single array (.npy), not named arrays (.npz)")
+        with archive:
             state = {name: archive[name] for name in archive.files}
     except FileNotFoundError:
         raise FileNotFoundError(f"load: no weights file at {path}") from None

@@ -9,7 +9,6 @@ gradients nobody asked for. Ops never modify the incoming `grad` in place.
 import functools
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 
 class Function:
@@ -315,15 +314,16 @@ def _channels_last(x, p):
 
 @functools.lru_cache(maxsize=256)
 def _offsets(kh, kw, stride, oh, ow):
-    """For each position (i, j) inside a window: the slices that pick it out of every window."""
+    """For each position (i, j) inside a window: the height and width slices that pick it out
+    of all oh x ow windows at once."""
     return tuple((i, j, slice(i, i + stride * (oh - 1) + 1, stride), slice(j, j + stride * (ow - 1) + 1, stride))
                  for i in range(kh) for j in range(kw))
 
 
 class Conv2d(Function):
-    """Cross-correlation by im2col + one matmul. Columns are ordered (kh, kw, C) and the output
-    is NHWC in memory (an NCHW view): the next conv's im2col then copies contiguous channel runs,
-    and the backward needs no transposing copies."""
+    """Cross-correlation by im2col + one matmul. The columns are built one kernel position at a
+    time and ordered (kh, kw, C), and the output is NHWC in memory (an NCHW view), so copies run
+    over contiguous channels and the matmul's output needs no transposing copy."""
 
     @staticmethod
     def forward(ctx, x, w, *bias, stride=1, padding=0):
@@ -348,8 +348,8 @@ class Conv2d(Function):
         xp = _channels_last(x, padding)
         offsets = _offsets(kh, kw, stride, oh, ow)
         cols = np.empty((n, oh, ow, kh, kw, c), x.dtype)
-        for i, j, rows, cols_ in offsets:  # im2col, one kernel position at a time
-            cols[:, :, :, i, j] = xp[:, rows, cols_]
+        for i, j, hs, ws in offsets:
+            cols[:, :, :, i, j] = xp[:, hs, ws]
         cols = cols.reshape(n * oh * ow, kh * kw * c)
         wmat = w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)
         out = cols @ wmat.T
@@ -371,8 +371,8 @@ class Conv2d(Function):
             # col2im: each kernel position adds its column block back where it was read from.
             dcols = (grad_rows @ wmat).reshape(n, oh, ow, kh, kw, c)
             dxp = np.zeros((n, hp, wp, c), grad.dtype)
-            for i, j, rows, cols_ in ctx.offsets:
-                dxp[:, rows, cols_] += dcols[:, :, :, i, j]
+            for i, j, hs, ws in ctx.offsets:
+                dxp[:, hs, ws] += dcols[:, :, :, i, j]
             dx = dxp[:, p:hp - p, p:wp - p].transpose(0, 3, 1, 2)
         if len(ctx.needs_input_grad) == 2:
             return dx, dw
@@ -384,8 +384,8 @@ class MaxPool2d(Function):
     in PyTorch. (The tutorial copies it to every tied position; on MNIST's flat background most
     windows tie, so the two differ there. This one is the subgradient of the max.)
 
-    Windows are walked by position, not by pixel: slice (i, j) holds element (i, j) of every
-    window at once, for any kernel and stride, and keeps the input's memory layout."""
+    Windows are walked by position, not by pixel: slice (i, j) of the input holds element (i, j)
+    of every window at once, for any kernel and stride."""
 
     @staticmethod
     def forward(ctx, x, kernel_size=2, stride=None):
@@ -402,8 +402,8 @@ class MaxPool2d(Function):
         # Stacking the window positions into one contiguous array costs k*k strided copies,
         # after which the max and the whole backward run on contiguous memory.
         windows = np.empty((k * k,) + x.shape[:2] + (oh, ow), x.dtype)
-        for t, (_, _, rows, cols) in enumerate(offsets):
-            windows[t] = x[:, :, rows, cols]
+        for t, (_, _, hs, ws) in enumerate(offsets):
+            windows[t] = x[:, :, hs, ws]
         out = windows.max(axis=0)
         ctx.offsets = offsets
         ctx.save_for_backward(x, windows, out)
@@ -414,9 +414,9 @@ class MaxPool2d(Function):
         x, windows, out = ctx.saved
         dx = np.zeros_like(x, dtype=grad.dtype)
         unrouted = np.ascontiguousarray(grad)
-        for t, (_, _, rows, cols) in enumerate(ctx.offsets):
+        for t, (_, _, hs, ws) in enumerate(ctx.offsets):
             routed = (windows[t] == out) * unrouted
-            dx[:, :, rows, cols] += routed
+            dx[:, :, hs, ws] += routed
             if t + 1 < len(ctx.offsets):
                 unrouted = unrouted - routed  # a tie later in the window gets nothing
         return dx

@@ -46,16 +46,16 @@ class Adam(Optimizer):
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
         self.m = [np.zeros_like(p.data) for p in self.params]
         self.v = [np.zeros_like(p.data) for p in self.params]
-        self.t = 0
+        self.t = [0] * len(self.params)  # per parameter, as in PyTorch: a step without a grad doesn't count
 
     def step(self):
-        self.t += 1
         b1, b2 = self.betas
-        step_size = self.lr / (1 - b1 ** self.t)
-        v_correction = math.sqrt(1 - b2 ** self.t)
-        for p, m, v in zip(self.params, self.m, self.v):
+        for i, (p, m, v) in enumerate(zip(self.params, self.m, self.v)):
             if p.grad is None:
                 continue
+            self.t[i] += 1
+            step_size = self.lr / (1 - b1 ** self.t[i])
+            v_correction = math.sqrt(1 - b2 ** self.t[i])
             g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
             m *= b1
             m += (1 - b1) * g

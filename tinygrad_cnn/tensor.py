@@ -164,9 +164,10 @@ class Tensor:
         # A tensor is always created after its inputs, so taking tensors latest-created first
         # reaches each one only after every tensor computed from it: a reverse topological
         # order, without a separate sort (PyTorch orders its backward the same way).
-        grads, pending = {id(self): grad}, [(-self._seq, self)]
+        # (id breaks ties: copied or unpickled tensors share a _seq, and Tensors do not compare)
+        grads, pending = {id(self): grad}, [(-self._seq, id(self), self)]
         while pending:
-            t = heapq.heappop(pending)[1]
+            t = heapq.heappop(pending)[2]
             g = grads.pop(id(t))
             ctx = t._ctx
             if ctx is None:  # a leaf: keep the gradient, summed over backward() calls
@@ -189,7 +190,7 @@ class Tensor:
                         grads[key] = grads[key] + pg
                     else:
                         grads[key] = pg
-                        heapq.heappush(pending, (-parent._seq, parent))
+                        heapq.heappush(pending, (-parent._seq, key, parent))
             if not retain_graph:
                 ctx.parents = ctx.saved = None
 
