@@ -51,6 +51,8 @@ CASES = [
     # shapes and indexing
     ("reshape", lambda: z(2, 3).reshape(4, 2), ValueError, rf"reshape.*{s((2, 3))}.*6 elements.*{s((4, 2))}"),
     ("permute", lambda: z(2, 3).permute(0, 0), ValueError, rf"permute.*{s((0, 0))}.*{s((2, 3))}"),
+    ("permute axis out of range", lambda: z(2, 3, 4).permute(0, 1, 5), ValueError,
+     rf"permute.*{s((0, 1, 5))}.*{s((2, 3, 4))}"),
     ("index out of range", lambda: z(3)[5], IndexError, rf"getitem.*5.*{s((3,))}"),
     ("negative index out of range", lambda: z(2, 3)[:, -4], IndexError, rf"getitem.*-4.*{s((2, 3))}"),
     ("index array out of range", lambda: z(4, 3)[np.arange(4), np.array([0, 1, 3, 2])], IndexError,

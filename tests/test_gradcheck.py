@@ -132,6 +132,12 @@ def test_missing_gradient_fails():
         gradcheck(sum_of(SquareNoGrad), leaf([1.0, 2.0]))
 
 
+def test_unused_input_is_reported():
+    """An input no gradient reaches (typically: fn closes over a copy, not over this tensor)."""
+    with pytest.raises(GradcheckError, match=r"input 1 .*not used"):
+        gradcheck(lambda x, y: (x * 2).sum(), leaf([1.0]), leaf([2.0]))
+
+
 def test_tolerances_are_applied():
     x = leaf([1.0, 2.0])
     with pytest.raises(GradcheckError):

@@ -22,6 +22,7 @@ from tinygrad_cnn.tensor import _apply
     (np.arange(3), np.float32),                       # integer arrays too
     (np.zeros(3, np.float64), np.float64),            # floating numpy arrays keep their dtype
     (np.zeros(3, np.float32), np.float32),
+    (np.float64(1.5), np.float64),                    # so do numpy floating scalars
 ])
 def test_constructor_dtype(data, dtype):
     t = Tensor(data)

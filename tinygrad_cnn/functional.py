@@ -44,8 +44,8 @@ def cross_entropy(logits, labels):
 
 def nll_loss(log_probs, labels):
     """Mean of -log_probs[i, labels[i]] (pair with log_softmax)."""
-    log_probs = _t(log_probs)
-    return -log_probs[np.arange(len(labels)), np.asarray(labels)].mean()
+    labels = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
+    return -_t(log_probs)[np.arange(len(labels)), labels].mean()
 
 
 def dropout(x, p=0.5, training=True):

@@ -235,7 +235,7 @@ class Reshape(Function):
 class Permute(Function):
     @staticmethod
     def forward(ctx, x, dims):
-        if len(dims) != x.ndim or sorted(d % x.ndim for d in dims) != list(range(x.ndim)):
+        if sorted(d + x.ndim if -x.ndim <= d < 0 else d for d in dims) != list(range(x.ndim)):
             raise ValueError(f"permute: {dims} is not a permutation of the {x.ndim} axes of shape {x.shape}")
         ctx.dims = dims
         return x.transpose(dims)

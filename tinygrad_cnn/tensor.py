@@ -93,7 +93,7 @@ class Tensor:
             data = data.data
         if dtype is not None:
             data = np.asarray(data, dtype=dtype)
-        elif not (isinstance(data, np.ndarray) and data.dtype.kind == "f"):
+        elif not (isinstance(data, (np.ndarray, np.floating)) and data.dtype.kind == "f"):
             data = np.asarray(data, dtype=np.float32)
         if requires_grad and data.dtype.kind != "f":
             raise TypeError(f"Tensor: only floating-point tensors can require grad, got dtype {data.dtype}")
