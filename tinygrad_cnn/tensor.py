@@ -91,10 +91,10 @@ class Tensor:
     def __init__(self, data, requires_grad=False, dtype=None):
         if isinstance(data, Tensor):
             data = data.data
-        if dtype is not None:
-            data = np.asarray(data, dtype=dtype)
-        elif not (isinstance(data, (np.ndarray, np.floating)) and data.dtype.kind == "f"):
-            data = np.asarray(data, dtype=np.float32)
+        if dtype is None:
+            floating = isinstance(data, (np.ndarray, np.floating)) and data.dtype.kind == "f"
+            dtype = data.dtype if floating else np.float32
+        data = np.asarray(data, dtype=dtype)
         if requires_grad and data.dtype.kind != "f":
             raise TypeError(f"Tensor: only floating-point tensors can require grad, got dtype {data.dtype}")
         self.data, self.grad, self.requires_grad, self._ctx = data, None, requires_grad, None
