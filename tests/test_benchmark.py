@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "demos" / "benchmark.py"
-KEYS = ["step_b1", "epoch_b64", "infer_b1000", "tape_us", "rss_warm", "rss_end", "rss_growth", "rss_peak"]
+KEYS = ["step_b1", "epoch_b64", "faults_b64", "infer_b1000", "tape_us", "rss_warm", "rss_end", "rss_growth", "rss_peak"]
 HAVE_PROC = Path("/proc/self/status").exists()  # current RSS comes from there; without it it is NaN
 
 
@@ -32,6 +32,8 @@ def check_figure(key, value):
         assert math.isnan(value)
     elif key == "rss_growth":  # may be 0 or slightly negative
         assert math.isfinite(value)
+    elif key == "faults_b64":  # may be 0
+        assert math.isfinite(value) and value >= 0
     else:
         assert isinstance(value, float) and math.isfinite(value) and value > 0, (key, value)
 

@@ -20,6 +20,8 @@ def s(shape):
 CASES = [
     # matmul
     ("matmul inner dims", lambda: z(2, 3) @ z(4, 5), ValueError, rf"matmul.*{s((2, 3))}.*{s((4, 5))}.*3 != 4"),
+    ("linear features", lambda: F.linear(z(2, 3), z(4, 5)), ValueError, rf"linear.*{s((2, 3))}.*{s((4, 5))}"),
+    ("linear bias", lambda: F.linear(z(2, 3), z(4, 3), z(3)), ValueError, rf"linear: bias.*\(4,\).*{s((3,))}"),
     ("matmul 1-D inner dims", lambda: z(3) @ z(4), ValueError, rf"matmul.*{s((3,))}.*{s((4,))}"),
     ("matmul batch dims", lambda: z(2, 3, 4) @ z(3, 4, 5), ValueError,
      rf"matmul.*batch.*{s((2, 3, 4))}.*{s((3, 4, 5))}"),

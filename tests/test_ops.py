@@ -271,8 +271,10 @@ def _cases():
              lambda x, w, b: conv2d_ref(x, w, b, 2, 1), randn(2, 2, 5, 5), randn(3, 2, 3, 3), randn(3)),
         case("F.max_pool2d", lambda x: F.max_pool2d(x, 3, 2), lambda x: max_pool2d_ref(x, 3, 2),
              distinct(1, 2, 5, 5)),
-        case("F.linear", F.linear, lambda x, w, b: x @ w + b, randn(4, 3), randn(3, 2), randn(2)),
-        case("F.linear-nobias", F.linear, lambda x, w: x @ w, randn(4, 3), randn(3, 2)),
+        case("F.linear", F.linear, lambda x, w, b: x @ w.T + b, randn(4, 3), randn(2, 3), randn(2)),
+        case("F.linear-nobias", F.linear, lambda x, w: x @ w.T, randn(4, 3), randn(2, 3)),
+        case("F.linear-3d", F.linear, lambda x, w, b: x @ w.T + b, randn(2, 4, 3), randn(2, 3), randn(2)),
+        case("F.linear-1d", F.linear, lambda x, w: x @ w.T, randn(3), randn(2, 3)),
         case("F.cross_entropy", lambda x: F.cross_entropy(x, y), lambda x: cross_entropy_ref(x, y), randn(4, 3)),
         case("F.nll_loss", lambda x: F.nll_loss(F.log_softmax(x, axis=1), y),
              lambda x: cross_entropy_ref(x, y), randn(4, 3)),
@@ -548,7 +550,7 @@ def test_functional_matches_method(functional, method, arrays):
 
 
 def test_functional_takes_numpy_arrays_as_constants():
-    out = F.linear(np.ones((2, 3)), np.ones((3, 4)), np.arange(4.0))
+    out = F.linear(np.ones((2, 3)), np.ones((4, 3)), np.arange(4.0))
     assert isinstance(out, Tensor) and not out.requires_grad
     np.testing.assert_array_equal(out.numpy(), 3 + np.arange(4.0)[None].repeat(2, 0))
 

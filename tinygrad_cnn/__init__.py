@@ -1,4 +1,5 @@
 """tinygrad_cnn: a tiny, fast reverse-mode autograd framework on numpy."""
+from . import malloc  # noqa: F401  (predictable speed: see malloc.py)
 from .tensor import Tensor, no_grad
 from .gradcheck import gradcheck, GradcheckError
 from . import functional, nn, optim

@@ -4,7 +4,8 @@ Inputs may be Tensors or numpy arrays (taken as constants).
 """
 import numpy as np
 
-from .tensor import Tensor
+from . import ops
+from .tensor import Tensor, _apply, _lift
 
 
 def _t(x):
@@ -31,9 +32,9 @@ def max_pool2d(x, kernel_size=2, stride=None):
 
 
 def linear(x, weight, bias=None):
-    """x @ weight + bias, with weight shaped (in_features, out_features)."""
-    out = _t(x) @ weight
-    return out if bias is None else out + bias
+    """x @ weight.T + bias, with weight shaped (out_features, in_features) as in PyTorch."""
+    x = _t(x)
+    return _apply(ops.Linear, x, *[_lift(p, x) for p in (weight, bias) if p is not None])
 
 
 def cross_entropy(logits, labels):

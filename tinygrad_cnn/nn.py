@@ -98,10 +98,7 @@ class Linear(Module):
         self.bias = Tensor(np.zeros(out_features, np.float32), requires_grad=True) if bias else None
 
     def forward(self, x):
-        if x.shape[-1] != self.in_features:
-            raise ValueError(f"Linear({self.in_features}, {self.out_features}): input has {x.shape[-1]} "
-                             f"features in its last axis (shape {x.shape})")
-        return F.linear(x, self.weight.T, self.bias)
+        return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
