@@ -1,0 +1,296 @@
+"""Benchmark tinygrad_cnn on the tutorial's CNN, against the tutorial's loop code and PyTorch.
+
+The network: conv 3x3x8 (no bias) -> max-pool 2 -> flatten -> dense 1352->10 -> softmax
+cross-entropy, float32. "tutorial" is the from-scratch tutorial's hand-written loop layers
+(tinygrad_cnn/reference.py, float64 as written, timed on fewer steps). PyTorch (CPU) is optional
+and never a dependency: without it its column says "not installed". It is imported only after
+our figures are measured, so it shares no process state with them. Each figure is the median of
+--repeats timed runs, after warm-up; ratios are our figure / their figure.
+
+  python demos/benchmark.py                  # default counts: about half a minute
+  python demos/benchmark.py --quick          # tiny counts: checks that it runs; timings are noise
+  python demos/benchmark.py --json out.json  # also write the numbers as JSON
+"""
+import argparse
+import itertools
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from operator import ge, le
+from pathlib import Path
+
+THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+if __name__ == "__main__":  # --blas-threads must reach the environment before numpy loads OpenBLAS
+    _early = argparse.ArgumentParser(add_help=False)
+    _early.add_argument("--blas-threads", type=int)
+    _threads = _early.parse_known_args()[0].blas_threads
+    if _threads:
+        os.environ.update(dict.fromkeys(THREAD_VARS, str(_threads)))
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))         # mnist_cnn.tutorial_net
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # a checkout without `pip install -e .`
+from mnist_cnn import tutorial_net  # noqa: E402
+from tinygrad_cnn import Tensor, no_grad, optim  # noqa: E402
+from tinygrad_cnn.reference import ReferenceCNN  # noqa: E402
+
+EPOCH_STEPS = 938  # ceil(60000 / 64)
+POOL = 6400        # images that every benchmark cycles through
+DEFAULTS = dict(steps=300, repeats=5, tutorial_steps=20, memory_steps=1000, chain=10000)
+QUICK = dict(steps=4, repeats=2, tutorial_steps=1, memory_steps=10, chain=300)
+ROWS = [  # key, label, lower is better (None: no ratio), [(target, compared: ours or ours/their, op, bound)]
+    ("step_b1", "train step, batch 1 (ms)", True, [("<=0.28 ms", "ours", le, 0.28),
+                                                   (">=100x tutorial", "tutorial", le, 0.01),
+                                                   (">=2x PyTorch", "pytorch", le, 0.5)]),
+    ("epoch_b64", f"epoch 60k, b64 (s; {EPOCH_STEPS} x step time)", True,
+     [("<=3 s", "ours", le, 3), ("ours/PyTorch <=0.7", "pytorch", le, 0.7)]),
+    ("faults_b64", "page faults per b64 step", None, []),
+    ("infer_b1000", "inference, b1000 (img/s)", False, [(">=40,000 img/s", "ours", ge, 40000)]),
+    ("tape_us", "tape, fwd+bwd per op (us)", True, [("<=5 us", "ours", le, 5)]),
+    ("rss_warm", "RSS after warm-up (MB)", None, []),
+    ("rss_end", "RSS after {memory_steps} b64 steps (MB)", None, []),
+    ("rss_growth", "RSS growth (MB)", None, [("<=5 MB", "ours", le, 5)]),
+    ("rss_peak", "peak RSS of the run, ru_maxrss (MB)", None, []),
+]
+
+
+class Ours:
+    no_grad = no_grad
+
+    def net(self): return tutorial_net()
+    def labels(self, y): return y
+    def sgd(self, model, lr, momentum): return optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    def tensor(self, a, requires_grad=False): return Tensor(a, requires_grad=requires_grad)
+    def loss(self, logits, y): return logits.cross_entropy(y)
+
+
+class Torch:
+    def __init__(self, torch):
+        self.torch, self.no_grad = torch, torch.no_grad
+
+    def net(self):
+        nn = self.torch.nn
+        return nn.Sequential(nn.Conv2d(1, 8, 3, bias=False), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1352, 10))
+
+    def labels(self, y): return self.torch.from_numpy(y)
+    def sgd(self, model, lr, momentum): return self.torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    def tensor(self, a, requires_grad=False): return self.torch.from_numpy(a).requires_grad_(requires_grad)
+    def loss(self, logits, y): return self.torch.nn.functional.cross_entropy(logits, y)
+
+
+def per_call(fn, inputs, calls, repeats, warmup):
+    """Median over `repeats` of the seconds per fn(*args), cycling through `inputs`; warm-up first."""
+    feed = itertools.cycle(inputs)
+    for _ in range(warmup):
+        fn(*next(feed))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn(*next(feed))
+        times.append((time.perf_counter() - start) / calls)
+    return statistics.median(times)
+
+
+def trainer(fw, lr, momentum=0.0):
+    model = fw.net()
+    opt = fw.sgd(model, lr, momentum)
+
+    def step(x, y):
+        loss = fw.loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model, step
+
+
+def chain(x0, w, b, n):
+    """n small elementwise ops (mul, add, tanh in turn) on a tiny tensor, then backward."""
+    x = x0
+    for i in range(n):
+        x = x * w if i % 3 == 0 else x + b if i % 3 == 1 else x.tanh()
+    x.sum().backward()
+    for leaf in (x0, w, b):
+        leaf.grad = None
+
+
+def rss_mb():
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return float("nan")  # no /proc (not Linux): only the peak is known
+
+
+def measure(fw, data, a):
+    """Every figure of one framework, as {row key: value}."""
+    def batches(size):
+        return [(fw.tensor(data["images"][i:i + size]), fw.labels(data["labels"][i:i + size]))
+                for i in range(0, POOL - size + 1, size)]
+    warm, fig = max(2, a.steps // 10), {}
+    fig["step_b1"] = 1e3 * per_call(trainer(fw, 0.005)[1], batches(1), a.steps, a.repeats, warm)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    fig["epoch_b64"] = EPOCH_STEPS * per_call(trainer(fw, 0.05, 0.9)[1], batches(64), a.steps, a.repeats, warm)
+    fig["faults_b64"] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / (warm + a.steps * a.repeats)
+    with fw.no_grad():
+        inputs = [(x,) for x, _ in batches(1000)]
+        fig["infer_b1000"] = 1000 / per_call(trainer(fw, 0.05)[0], inputs, max(2, a.steps // 10), a.repeats, 2)
+    leaves = [fw.tensor(np.linspace(-1, 1, 4, dtype=np.float32) * s, requires_grad=True) for s in (1, 0.9, 0.01)]
+    fig["tape_us"] = 1e6 * per_call(chain, [(*leaves, a.chain)], 1, a.repeats, 1) / a.chain
+
+    feed, step = itertools.cycle(batches(64)), trainer(fw, 0.05, 0.9)[1]
+    for _ in range(max(2, a.memory_steps // 10)):
+        step(*next(feed))
+    fig["rss_warm"] = rss_mb()
+    for _ in range(a.memory_steps):
+        step(*next(feed))
+    fig["rss_end"] = rss_mb()
+    fig["rss_growth"] = fig["rss_end"] - fig["rss_warm"]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    fig["rss_peak"] = peak / 2**20 if sys.platform == "darwin" else peak / 1024
+    return fig
+
+
+def tutorial_step_ms(data, a):
+    net = ReferenceCNN()  # float64, fed raw uint8 images that it scales itself, as the tutorial does
+    pairs = list(zip(data["raw"], data["labels"].tolist()))
+    return 1e3 * per_call(lambda img, y: net.train(img, y, 0.005), pairs, a.tutorial_steps, a.repeats, 1)
+
+
+def load_data(data_dir):
+    raw, note = None, "RANDOM data of MNIST's shape (set MNIST_DIR or --data-dir for real MNIST)"
+    if data_dir:
+        from tinygrad_cnn.datasets import load_mnist
+        try:
+            raw, labels = (a[:POOL].copy() for a in load_mnist("train", data_dir))
+            note = f"real MNIST, the first {POOL} training images, from {data_dir}"
+        except (OSError, ValueError) as e:  # MNISTError is a ValueError
+            note = f"RANDOM data: could not read MNIST from {data_dir}: {str(e).splitlines()[0]}"
+    if raw is None:
+        rng = np.random.default_rng(0)
+        raw, labels = rng.integers(0, 256, (POOL, 28, 28), np.uint8), rng.integers(0, 10, POOL)
+    # The tutorial's scaling, in place: freeing a 20 MB temporary here would move glibc's malloc
+    # thresholds and so change how often later steps page-fault (see the page-faults row).
+    images = raw[:, None].astype(np.float32)
+    images /= 255
+    images -= 0.5
+    return dict(images=images, labels=labels.astype(np.int64), raw=raw, note=note)
+
+
+def machine_info(torch, torch_threads, load):
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        blas = f"{blas['name']} {blas.get('version', '?')}"
+    except (TypeError, KeyError):  # numpy < 1.26 has no mode="dicts"
+        blas = "unknown (np.show_config() prints it)"
+    env = ", ".join(f"{v}={os.environ.get(v, 'unset')}" for v in THREAD_VARS)
+    return [f"machine: {os.cpu_count()} cores (os.cpu_count()), {platform.machine()} {platform.system()}, "
+            f"Python {platform.python_version()}, load average {load[0]:.2f} at start, {load[1]:.2f} at end",
+            f"numpy {np.__version__}, BLAS {blas}; {env} (unset: OpenBLAS uses every core)",
+            f"PyTorch {torch.__version__}: torch.set_num_threads({torch_threads}) (--torch-threads, default "
+            f"os.cpu_count()), torch.get_num_threads()={torch.get_num_threads()}" if torch else "PyTorch: not installed"]
+
+
+def ratio(ours, theirs, lower_better):
+    """(ours / theirs, the same as text with the speed-up), or (None, "-")."""
+    if lower_better is None or not isinstance(theirs, float):
+        return None, "-"
+    r = ours / theirs
+    faster = 1 / r if lower_better else r
+    return r, f"{r:.3g} ({faster:.3g}x faster)" if faster >= 1 else f"{r:.3g} ({1 / faster:.3g}x slower)"
+
+
+def fmt(v):
+    if v is None or isinstance(v, str):
+        return v or "-"
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}"
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, help="timed training steps per repeat; inference times steps/10 batches")
+    p.add_argument("--repeats", type=int, help="timed runs of each benchmark; the median is reported")
+    p.add_argument("--tutorial-steps", type=int, help="steps per repeat of the (slow) tutorial loop code")
+    p.add_argument("--memory-steps", type=int, help="batch-64 training steps of the memory check")
+    p.add_argument("--chain", type=int, help="ops in the tape micro-benchmark")
+    p.add_argument("--quick", action="store_true", help=f"tiny counts {QUICK}, for tests: timings are noise")
+    p.add_argument("--data-dir", default=os.environ.get("MNIST_DIR"),
+                   help="MNIST directory (default $MNIST_DIR; without one: random data of MNIST's shape)")
+    p.add_argument("--blas-threads", type=int, help=f"set {' and '.join(THREAD_VARS)} before numpy is imported "
+                                                    "(command line only; default: leave them as they are)")
+    p.add_argument("--torch-threads", type=int, default=os.cpu_count(), help="torch.set_num_threads (default: cores)")
+    p.add_argument("--json", metavar="PATH", help="also write the numbers here as JSON")
+    a = p.parse_args(argv)
+    for key, default in (QUICK if a.quick else DEFAULTS).items():
+        setattr(a, key, default if getattr(a, key) is None else getattr(a, key))
+    if min(getattr(a, key) for key in DEFAULTS) < 1:
+        p.error(f"{', '.join('--' + k.replace('_', '-') for k in DEFAULTS)} must be >= 1")
+    if a.blas_threads and any(os.environ.get(v) != str(a.blas_threads) for v in THREAD_VARS):
+        p.error("--blas-threads works only from the command line (numpy was already imported)")
+    return a
+
+
+def compare(a, ours, tut, theirs):
+    """The printed table's rows and the JSON report's rows, with ratios and targets."""
+    table, report = [], []
+    for key, label, lower_better, goals in ROWS:
+        label = label.format(memory_steps=a.memory_steps)
+        o, tu, th = ours[key], tut if key == "step_b1" else None, theirs.get(key, "not installed")
+        (r_tut, r_tut_text), (r_th, r_th_text) = ratio(o, tu, lower_better), ratio(o, th, lower_better)
+        compared = dict(ours=o, tutorial=r_tut, pytorch=r_th)
+        targets = [dict(target=text, met=None if compared[what] is None else bool(op(compared[what], bound)))
+                   for text, what, op, bound in goals]
+        table.append([label, fmt(o), fmt(tu), fmt(th), r_tut_text, r_th_text, "; ".join(
+            f"{t['target']}: {'n/a' if t['met'] is None else 'yes' if t['met'] else 'NO'}" for t in targets) or "-"])
+        report.append(dict(key=key, label=label, lower_is_better=lower_better, ours=o, tutorial=tu, pytorch=th,
+                           ours_over_tutorial=r_tut, ours_over_pytorch=r_th, targets=targets))
+    return table, report
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    load, data = os.getloadavg()[0], load_data(a.data_dir)
+    np.random.seed(0)
+    ours, tut = measure(Ours(), data, a), tutorial_step_ms(data, a)
+    try:
+        import torch
+    except ImportError:
+        torch, theirs = None, {}
+    else:
+        torch.manual_seed(0)
+        torch.set_num_threads(a.torch_threads)
+        theirs = measure(Torch(torch), data, a)
+
+    table, report = compare(a, ours, tut, theirs)
+    header = ["measure", "ours", "tutorial (f64)", f"PyTorch ({a.torch_threads} thr)" if torch else "PyTorch",
+              "ours/tutorial", "ours/PyTorch", "target met? (ours)"]
+    widths = [max(len(row[i]) for row in [header] + table) for i in range(len(header))]
+    info = machine_info(torch, a.torch_threads, (load, os.getloadavg()[0])) + [f"data: {data['note']}"]
+    print("\n".join(info))
+    print(f"counts: {a.steps} steps x {a.repeats} repeats (median), tutorial {a.tutorial_steps} steps, "
+          f"memory {a.memory_steps} steps, chain {a.chain} ops" + (" -- QUICK: timings are noise" if a.quick else ""))
+    for i, row in enumerate([header] + table):
+        print(" | ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        if i == 0:
+            print("-+-".join("-" * w for w in widths))
+    print(f"ratio = our figure / their figure. Training step: forward, cross-entropy, zero_grad, backward, SGD step;"
+          f" batch 1 lr 0.005, batch 64 lr 0.05 momentum 0.9.\nTape: {a.chain} ops (mul, add, tanh in turn) on shape "
+          f"(4,), forward + backward time / forward ops. PyTorch's memory rows share the process, after ours.")
+    if ours["faults_b64"] > 100:
+        print(f"note: {ours['faults_b64']:,.0f} page faults per batch-64 step: glibc hands the step's large freed "
+              f"arrays back to the OS and the next step faults them in again (kernel time, included above).\n"
+              f"It depends on the allocation history: after load_mnist() (real data) it does not happen.")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(dict(info=info, quick=a.quick, real_data=data["note"].startswith("real"),
+                           counts={k: getattr(a, k) for k in DEFAULTS}, rows=report), f, indent=1)
+    return report
+
+
+if __name__ == "__main__":
+    main()
