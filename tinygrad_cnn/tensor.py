@@ -42,9 +42,8 @@ def _apply(op, *inputs, **kwargs):
     result = Tensor.__new__(Tensor)
     result.data = out if type(out) is np.ndarray else np.asarray(out)
     result.grad, result._seq = None, next(_creation_order)
-    needs = [t.requires_grad for t in inputs]
-    if _grad_enabled and True in needs:
-        ctx.parents, ctx.needs_input_grad = inputs, needs
+    if _grad_enabled and True in [t.requires_grad for t in inputs]:
+        ctx.parents = inputs
         result.requires_grad, result._ctx = True, ctx
     else:
         result.requires_grad, result._ctx = False, None
@@ -165,10 +164,11 @@ class Tensor:
         # reaches each one only after every tensor computed from it: a reverse topological
         # order, without a separate sort (PyTorch orders its backward the same way).
         # (id breaks ties: copied or unpickled tensors share a _seq, and Tensors do not compare)
-        grads, pending = {id(self): grad}, [(-self._seq, id(self), self)]
+        grads, pending = {self: grad}, [(-self._seq, id(self), self)]
+        push, pop = heapq.heappush, heapq.heappop
         while pending:
-            t = heapq.heappop(pending)[2]
-            g = grads.pop(id(t))
+            t = pop(pending)[2]
+            g = grads.pop(t)
             ctx = t._ctx
             if ctx is None:  # a leaf: keep the gradient, summed over backward() calls
                 if t.grad is None:
@@ -180,17 +180,17 @@ class Tensor:
                 raise RuntimeError("backward: trying to go through a graph a second time, but its saved "
                                    "buffers were released by the first backward(); call "
                                    "backward(retain_graph=True) the first time to keep them")
+            ctx.needs_input_grad = [p.requires_grad for p in ctx.parents]
             input_grads = ctx.backward(ctx, g)
             if type(input_grads) is not tuple:
                 input_grads = (input_grads,)
             for parent, pg in zip(ctx.parents, input_grads):
                 if pg is not None and parent.requires_grad:
-                    key = id(parent)
-                    if key in grads:
-                        grads[key] = grads[key] + pg
+                    if parent in grads:
+                        grads[parent] = grads[parent] + pg
                     else:
-                        grads[key] = pg
-                        heapq.heappush(pending, (-parent._seq, key, parent))
+                        grads[parent] = pg
+                        push(pending, (-parent._seq, id(parent), parent))
             if not retain_graph:
                 ctx.parents = ctx.saved = None
 
