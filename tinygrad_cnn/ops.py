@@ -394,7 +394,7 @@ class Conv2d(Function):
         n, c, hp, wp, kh, kw, p = ctx.geometry
         o, oh, ow = grad.shape[1:]
         grad_rows = grad.transpose(0, 2, 3, 1).reshape(-1, o)  # free when grad is NHWC in memory
-        dw = (grad_rows.T @ cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2) if ctx.needs_input_grad[1] else None
+        dw = (cols.T @ grad_rows).T.reshape(o, kh, kw, c).transpose(0, 3, 1, 2) if ctx.needs_input_grad[1] else None
         dx = None
         if ctx.needs_input_grad[0]:
             # col2im: each kernel position adds its column block back where it was read from.
@@ -434,20 +434,26 @@ class MaxPool2d(Function):
         for t, (_, _, hs, ws) in enumerate(offsets):
             windows[t] = x[:, :, hs, ws]
         out = windows.max(axis=0)
-        ctx.offsets = offsets
+        ctx.offsets, ctx.kernel_stride = offsets, (k, s)
         ctx.save_for_backward(x, windows, out)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         x, windows, out = ctx.saved
-        dx = np.zeros_like(x, dtype=grad.dtype)
-        unrouted = np.ascontiguousarray(grad)
+        k, s = ctx.kernel_stride
+        oh, ow = out.shape[2:]
+        overlap, tiled = s < k, s == k and (oh * k, ow * k) == x.shape[2:]
+        dx = np.empty_like(x, dtype=grad.dtype) if tiled else np.zeros_like(x, dtype=grad.dtype)
+        unrouted = np.array(grad)  # our own copy, consumed in place
         for t, (_, _, hs, ws) in enumerate(ctx.offsets):
             routed = (windows[t] == out) * unrouted
-            dx[:, :, hs, ws] += routed
+            if overlap:
+                dx[:, :, hs, ws] += routed
+            else:
+                dx[:, :, hs, ws] = routed
             if t + 1 < len(ctx.offsets):
-                unrouted = unrouted - routed  # a tie later in the window gets nothing
+                unrouted -= routed  # a tie later in the window gets nothing
         return dx
 
 
