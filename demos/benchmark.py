@@ -174,8 +174,7 @@ def load_data(data_dir):
     if raw is None:
         rng = np.random.default_rng(0)
         raw, labels = rng.integers(0, 256, (POOL, 28, 28), np.uint8), rng.integers(0, 10, POOL)
-    # The tutorial's scaling, in place: freeing a 20 MB temporary here would move glibc's malloc
-    # thresholds and so change how often later steps page-fault (see the page-faults row).
+    # The tutorial's scaling.
     images = raw[:, None].astype(np.float32)
     images /= 255
     images -= 0.5
@@ -282,9 +281,8 @@ def main(argv=None):
           f" batch 1 lr 0.005, batch 64 lr 0.05 momentum 0.9.\nTape: {a.chain} ops (mul, add, tanh in turn) on shape "
           f"(4,), forward + backward time / forward ops. PyTorch's memory rows share the process, after ours.")
     if ours["faults_b64"] > 100:
-        print(f"note: {ours['faults_b64']:,.0f} page faults per batch-64 step: glibc hands the step's large freed "
-              f"arrays back to the OS and the next step faults them in again (kernel time, included above).\n"
-              f"It depends on the allocation history: after load_mnist() (real data) it does not happen.")
+        print(f"note: {ours['faults_b64']:,.0f} page faults per batch-64 step: freed buffers go back to the OS and "
+              f"are faulted in again each step (kernel time, included above); see tinygrad_cnn/malloc.py.")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(dict(info=info, quick=a.quick, real_data=data["note"].startswith("real"),
