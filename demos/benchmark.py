@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))         # mnist_cnn.tutorial_net
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # a checkout without `pip install -e .`
-from mnist_cnn import tutorial_net  # noqa: E402
+from mnist_cnn import prepare, tutorial_net  # noqa: E402
 from tinygrad_cnn import Tensor, no_grad, optim  # noqa: E402
 from tinygrad_cnn.reference import ReferenceCNN  # noqa: E402
 
@@ -174,11 +174,8 @@ def load_data(data_dir):
     if raw is None:
         rng = np.random.default_rng(0)
         raw, labels = rng.integers(0, 256, (POOL, 28, 28), np.uint8), rng.integers(0, 10, POOL)
-    # The tutorial's scaling.
-    images = raw[:, None].astype(np.float32)
-    images /= 255
-    images -= 0.5
-    return dict(images=images, labels=labels.astype(np.int64), raw=raw, note=note)
+    images, labels = prepare(raw, labels, len(raw))
+    return dict(images=images, labels=labels, raw=raw, note=note)
 
 
 def machine_info(torch, torch_threads, load):

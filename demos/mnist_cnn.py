@@ -47,18 +47,18 @@ def deep_net():
     )
 
 
-MODELS = {
-    # net, train size, test size, epochs, batch size, optimizer, lr, lr factor for the last epoch
-    "tutorial": dict(net=tutorial_net, train_size=1000, test_size=1000, epochs=3, batch_size=1,
-                     optimizer="sgd", lr=0.005, final_lr_factor=1.0),
-    "deep": dict(net=deep_net, train_size=60000, test_size=10000, epochs=3, batch_size=64,
-                 optimizer="adam", lr=1e-3, final_lr_factor=0.3),
+NETS = {"tutorial": tutorial_net, "deep": deep_net}
+DEFAULTS = {  # each model's flags when not given; final_lr_factor scales the lr in the last epoch
+    "tutorial": dict(train_size=1000, test_size=1000, epochs=3, batch_size=1, optimizer="sgd", lr=0.005,
+                     final_lr_factor=1.0),
+    "deep": dict(train_size=60000, test_size=10000, epochs=3, batch_size=64, optimizer="adam", lr=1e-3,
+                 final_lr_factor=0.3),
 }
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=MODELS, default="tutorial",
+    p.add_argument("--model", choices=NETS, default="tutorial",
                    help="'tutorial' (default): the tutorial's network; 'deep': conv32-conv64-dense128 with dropout")
     p.add_argument("--train-size", type=int, help="training images to use, up to 60000 (tutorial: 1000, deep: 60000)")
     p.add_argument("--test-size", type=int, help="test images to use, up to 10000 (tutorial: 1000, deep: 10000)")
@@ -79,7 +79,7 @@ def parse_args(argv=None):
                    help="write a PNG with the loss and accuracy curves and the first layer's learned filters "
                         "(needs matplotlib: pip install -e '.[plot]')")
     args = p.parse_args(argv)
-    for key, value in MODELS[args.model].items():
+    for key, value in DEFAULTS[args.model].items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
     if not 0 < args.train_size <= 60000 or not 0 < args.test_size <= 10000:
@@ -91,7 +91,7 @@ def parse_args(argv=None):
 
 def prepare(images, labels, n):
     """The tutorial's scaling, image / 255 - 0.5, as float32 NCHW."""
-    return (images[:n, None] / np.float32(255) - np.float32(0.5)).astype(np.float32), labels[:n].astype(np.int64)
+    return images[:n, None] / np.float32(255) - np.float32(0.5), labels[:n].astype(np.int64)
 
 
 def train_epoch(model, opt, images, labels, args, history):
@@ -121,6 +121,7 @@ def train_epoch(model, opt, images, labels, args, history):
 
 @no_grad()
 def evaluate(model, images, labels, batch_size=1000):
+    was_training = model.training
     model.eval()
     loss_sum, correct = 0.0, 0
     for start in range(0, len(images), batch_size):
@@ -128,7 +129,7 @@ def evaluate(model, images, labels, batch_size=1000):
         logits = model(Tensor(x))
         loss_sum += logits.cross_entropy(y).item() * len(y)
         correct += int((logits.data.argmax(axis=1) == y).sum())
-    model.train()
+    model.train(was_training)
     return loss_sum / len(images), correct / len(images)
 
 
@@ -172,7 +173,7 @@ def main(argv=None):
     train_images, train_labels = prepare(*load_mnist("train", args.data_dir), args.train_size)
     test_images, test_labels = prepare(*load_mnist("test", args.data_dir), args.test_size)
 
-    model = MODELS[args.model]["net"]()
+    model = NETS[args.model]()
     if args.load:
         nn.load(model, args.load)
     if args.optimizer == "adam":

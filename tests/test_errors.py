@@ -77,6 +77,26 @@ CASES = [
     ("int tensor requires grad", lambda: Tensor(np.arange(3), dtype=np.int64, requires_grad=True), TypeError,
      r"floating.*int64"),
     ("dropout p=1", lambda: F.dropout(z(3), p=1.0), ValueError, r"dropout.*p.*1\.0"),
+    ("not numbers", lambda: Tensor("abc"), TypeError, r"Tensor: cannot make a float32 tensor from str"),
+    # mixed dtypes: a float64 batch must not silently turn a float32 model's step into float64
+    ("conv2d dtypes", lambda: z(1, 1, 5, 5).conv2d(Tensor(np.zeros((2, 1, 3, 3)), dtype=np.float32)), TypeError,
+     rf"conv2d.*float64 {s((1, 1, 5, 5))} and float32 {s((2, 1, 3, 3))}"),
+    ("linear dtypes", lambda: F.linear(z(2, 3), Tensor(np.zeros((4, 3)), dtype=np.float32)), TypeError,
+     rf"linear.*float64 {s((2, 3))} and float32 {s((4, 3))}"),
+    ("matmul dtypes", lambda: z(2, 3) @ Tensor(np.zeros((3, 4)), dtype=np.float32), TypeError,
+     r"matmul.*float64.*float32"),
+    # axes
+    ("sum axis", lambda: z(2, 3).sum(axis=2), ValueError, rf"sum: .*axis 2.*{s((2, 3))}"),
+    ("softmax axis", lambda: z(2, 3).softmax(axis=-3), ValueError, rf"softmax: .*-3.*{s((2, 3))}"),
+    ("transpose dim", lambda: z(2, 3).transpose(0, 5), ValueError, rf"transpose: dimension 5.*{s((2, 3))}"),
+    ("flatten dim", lambda: z(2, 3).flatten(5), ValueError, rf"flatten: dimension 5.*{s((2, 3))}"),
+    ("flatten order", lambda: z(2, 3, 4).flatten(2, 1), ValueError, r"flatten: start_dim 2 comes after end_dim 1"),
+    ("reshape non-int", lambda: z(2, 3).reshape(2.0, 3), ValueError, rf"reshape.*{s((2, 3))}"),
+    # nll_loss checks its labels like cross_entropy
+    ("nll_loss label shape", lambda: F.nll_loss(z(3, 4), np.zeros((3, 1), int)), ValueError,
+     rf"nll_loss.*{s((3,))}.*{s((3, 1))}"),
+    ("nll_loss short labels", lambda: F.nll_loss(z(3, 4), np.array([0, 1])), ValueError, rf"nll_loss.*{s((2,))}"),
+    ("nll_loss label range", lambda: F.nll_loss(z(3, 4), np.array([0, 1, 4])), ValueError, r"nll_loss.*\[0, 4\)"),
 ]
 
 

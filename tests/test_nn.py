@@ -52,7 +52,7 @@ class Net(nn.Module):
 ], ids=["conv", "conv-stride-pad", "conv-rect-nobias", "linear", "linear-3d-nobias", "pool2", "pool3-odd",
         "relu", "flatten", "dropout", "sequential", "custom"])
 def test_output_shape(layer, in_shape, out_shape):
-    assert layer()(Tensor(np.random.randn(*in_shape))).shape == out_shape
+    assert layer()(Tensor(np.random.randn(*in_shape), dtype=np.float32)).shape == out_shape
 
 
 def test_bias_false_means_no_bias_parameter():
@@ -176,7 +176,7 @@ def test_parameters_and_outputs_are_float32_by_default():
 
 def test_to_casts_every_parameter_and_drops_stale_grads():
     model = small_cnn()
-    model(Tensor(np.random.randn(2, 1, 8, 8))).sum().backward()
+    model(Tensor(np.random.randn(2, 1, 8, 8), dtype=np.float32)).sum().backward()
     assert model.to(np.float64) is model
     assert all(p.dtype == np.float64 and p.grad is None for p in model.parameters())
 
@@ -221,7 +221,7 @@ def test_shared_parameter_is_listed_once():
 
 def test_zero_grad_clears_every_parameter():
     model = Net()
-    model(Tensor(np.random.randn(2, 1, 8, 8))).sum().backward()
+    model(Tensor(np.random.randn(2, 1, 8, 8), dtype=np.float32)).sum().backward()
     assert all(p.grad is not None for p in model.parameters())
     model.zero_grad()
     assert all(p.grad is None for p in model.parameters())
@@ -324,7 +324,7 @@ def test_dropout_gradient_is_the_same_mask():
 
 def test_eval_disables_dropout_and_train_reenables_it():
     model = nn.Sequential(nn.Linear(20, 20), nn.Dropout(0.5))
-    x = Tensor(np.random.randn(8, 20))
+    x = Tensor(np.random.randn(8, 20), dtype=np.float32)
     model.eval()
     first, second = model(x).numpy(), model(x).numpy()
     np.testing.assert_array_equal(first, second)
@@ -460,3 +460,26 @@ def test_saved_weights_are_not_private(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "w.npz").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_frozen_parameters_are_saved_and_loaded_but_not_stepped(tmp_path):
+    model = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2))
+    model[0].weight.requires_grad = False
+    assert "0.weight" in model.state_dict()
+    frozen = model[0].weight.numpy().copy()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    model(Tensor(np.ones((1, 3), np.float32))).sum().backward()
+    opt.step()
+    np.testing.assert_array_equal(model[0].weight.numpy(), frozen)
+    nn.save(model, tmp_path / "w.npz")
+    restored = nn.load(nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2)), tmp_path / "w.npz")
+    np.testing.assert_array_equal(restored[0].weight.numpy(), frozen)
+
+
+def test_layers_in_a_plain_list_are_found():
+    class Tower(nn.Module):
+        def __init__(self):
+            self.blocks = [nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1)]
+
+    names = [name for name, _ in Tower().named_parameters()]
+    assert names == ["blocks.0.weight", "blocks.0.bias", "blocks.2.weight", "blocks.2.bias"]

@@ -404,3 +404,31 @@ def test_training_loop_does_not_accumulate_live_ctxs():
         if step == 1:
             before = live_ctxs()
     assert live_ctxs() <= before
+
+
+def test_detach_keeps_the_dtype():
+    t = Tensor(np.arange(3), dtype=np.int64)
+    assert t.detach().dtype == np.int64
+
+
+def test_labels_as_a_tensor_are_taken_as_class_indices():
+    logits = Tensor(np.random.randn(3, 4), requires_grad=True)
+    labels = np.array([3, 0, 2])
+    assert logits.cross_entropy(Tensor(labels)).item() == logits.cross_entropy(labels).item()
+    with pytest.raises(ValueError, match="cross_entropy: labels must be integers"):
+        logits.cross_entropy(Tensor([0.5, 1, 2]))
+
+
+def test_pow_gradient_at_zero_is_zero_not_nan():
+    x = Tensor(np.zeros(2), requires_grad=True)
+    y = Tensor(np.array([0.0, 2.0]), requires_grad=True)
+    (x ** y).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])  # d(x**0)/dx = 0; d(x**2)/dx = 2x = 0
+    np.testing.assert_array_equal(y.grad, [0.0, 0.0])  # not 0 * log 0: PyTorch's convention at x = 0
+
+
+def test_no_grad_decorator_keeps_the_function_name():
+    @no_grad()
+    def evaluate():
+        return Tensor(np.ones(1), requires_grad=True) * 2
+    assert evaluate.__name__ == "evaluate" and not evaluate().requires_grad

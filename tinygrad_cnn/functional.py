@@ -5,7 +5,7 @@ Inputs may be Tensors or numpy arrays (taken as constants).
 import numpy as np
 
 from . import ops
-from .tensor import Tensor, _apply, _lift
+from .tensor import Tensor, _apply, _lift, class_indices
 
 
 def _t(x):
@@ -45,8 +45,11 @@ def cross_entropy(logits, labels):
 
 def nll_loss(log_probs, labels):
     """Mean of -log_probs[i, labels[i]] (pair with log_softmax)."""
-    labels = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
-    return -_t(log_probs)[np.arange(len(labels)), labels].mean()
+    log_probs = _t(log_probs)
+    if log_probs.ndim != 2:
+        raise ValueError(f"nll_loss: expected log-probabilities of shape (N, classes), got {log_probs.shape}")
+    labels = ops.check_labels("nll_loss", class_indices(labels), log_probs.shape)
+    return -log_probs[np.arange(len(labels)), labels].mean()
 
 
 def dropout(x, p=0.5, training=True):

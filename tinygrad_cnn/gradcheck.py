@@ -11,16 +11,16 @@ class GradcheckError(AssertionError):
 def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4):
     """Check autograd's gradients of the scalar `fn(*inputs)` against central differences.
 
-    Every input Tensor with requires_grad=True is checked (other inputs are passed through
-    as they are). The computation runs in float64: other dtypes are checked on float64 copies,
-    while float64 tensors are used in place (perturbed, then restored, their `.grad` left as it
+    Every input Tensor with requires_grad=True is checked; non-Tensor inputs are passed through
+    as they are. The computation runs in float64: floating Tensors of other dtypes become float64
+    copies, while float64 tensors are used in place (perturbed, then restored, their `.grad` left as it
     was), so `fn` may close over them, e.g. over a module's parameters after
     `module.to(np.float64)`. Returns True, or raises GradcheckError naming the input, the
     element index and both values.
     """
     args = [Tensor(x.data.astype(np.float64), requires_grad=x.requires_grad)
             if isinstance(x, Tensor) and x.dtype.kind == "f" and x.dtype != np.float64 else x
-            for x in inputs]  # integer tensors (e.g. labels) pass through unchanged
+            for x in inputs]
     checked = [i for i, x in enumerate(args) if isinstance(x, Tensor) and x.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input has requires_grad=True, so there is nothing to check")

@@ -23,10 +23,14 @@ class Module:
         for name, value in vars(self).items():
             if isinstance(value, Module):
                 yield name, value
+            elif isinstance(value, (list, tuple)):  # a plain list of layers works like ModuleList
+                yield from ((f"{name}.{i}", m) for i, m in enumerate(value) if isinstance(m, Module))
 
     def named_parameters(self, prefix=""):
+        """Every Tensor attribute, frozen ones (requires_grad=False) included, so that they are
+        saved and loaded too; optimizers skip parameters without a gradient."""
         for name, value in vars(self).items():
-            if isinstance(value, Tensor) and value.requires_grad:
+            if isinstance(value, Tensor):
                 yield prefix + name, value
         for name, child in self.named_children():
             yield from child.named_parameters(f"{prefix}{name}.")

@@ -27,6 +27,27 @@ def unbroadcast(grad, shape):
     return grad.sum(axis=tuple(range(lead)) + stretched).reshape(shape)
 
 
+def check_same_dtype(name, x, w):
+    """Matrix products do not promote: a float64 batch would silently make a float32 model's
+    whole training step float64 (and slower). PyTorch refuses too."""
+    if x.dtype != w.dtype:
+        raise TypeError(f"{name}: operands have different dtypes, {x.dtype} {x.shape} and {w.dtype} {w.shape}; "
+                        f"convert one, e.g. Tensor(data, dtype=np.float32) or model.to(np.float64)")
+
+
+def check_labels(name, labels, scores_shape):
+    """Class indices for (N, classes) scores: integers of shape (N,), each in [0, classes)."""
+    labels = np.asarray(labels)
+    n, classes = scores_shape
+    if labels.shape != (n,) or labels.dtype.kind not in "iu":
+        raise ValueError(f"{name}: labels must be integers of shape ({n},) for scores of shape {scores_shape}, "
+                         f"got {labels.dtype} of shape {labels.shape}")
+    if n and (labels.min() < 0 or labels.max() >= classes):
+        raise ValueError(f"{name}: labels must lie in [0, {classes}), got values from "
+                         f"{labels.min()} to {labels.max()}")
+    return labels
+
+
 # ---- elementwise, with broadcasting -------------------------------------------------------
 
 class Add(Function):
@@ -89,8 +110,12 @@ class Pow(Function):
     @staticmethod
     def backward(ctx, grad):
         x, y, out = ctx.saved
-        dx = unbroadcast(grad * y * x ** (y - 1), x.shape) if ctx.needs_input_grad[0] else None
-        dy = unbroadcast(grad * out * np.log(x), y.shape) if ctx.needs_input_grad[1] else None
+        dx = dy = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if ctx.needs_input_grad[0]:  # d(x**0)/dx is 0, also at x = 0 where x**-1 is inf
+                dx = unbroadcast(np.where(y == 0, 0, grad * y * x ** (y - 1)), x.shape)
+            if ctx.needs_input_grad[1]:  # at x = 0, y >= 0: 0, not 0 * log 0 (PyTorch's convention)
+                dy = unbroadcast(np.where((x == 0) & (y >= 0), 0, grad * out * np.log(x)), y.shape)
         return dx, dy
 
 
@@ -223,7 +248,7 @@ class Reshape(Function):
         ctx.shape = x.shape
         try:
             return x.reshape(shape)
-        except ValueError:
+        except (ValueError, TypeError):
             raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} "
                              f"({x.size} elements) into shape {shape}") from None
 
@@ -276,6 +301,7 @@ class MatMul(Function):
     def forward(ctx, x, y):
         if x.ndim == 0 or y.ndim == 0:
             raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {x.shape} and {y.shape}")
+        check_same_dtype("matmul", x, y)
         inner = y.shape[0] if y.ndim == 1 else y.shape[-2]
         if x.shape[-1] != inner:
             raise ValueError(f"matmul: inner dimensions differ: {x.shape} @ {y.shape} "
@@ -312,6 +338,7 @@ class Linear(Function):
                              f"(expected weight (out_features, {x.shape[-1] if x.ndim else '?'}))")
         if bias and bias[0].shape != (w.shape[0],):
             raise ValueError(f"linear: bias must have shape ({w.shape[0]},), got {bias[0].shape}")
+        check_same_dtype("linear", x, w)
         out = x @ w.T
         if bias:
             out += bias[0]
@@ -364,6 +391,7 @@ class Conv2d(Function):
                              f"(input {x.shape}, weight {w.shape})")
         if bias and bias[0].shape != (w.shape[0],):
             raise ValueError(f"conv2d: bias must have shape ({w.shape[0]},), got {bias[0].shape}")
+        check_same_dtype("conv2d", x, w)
         if not (isinstance(stride, int) and stride >= 1 and isinstance(padding, int) and padding >= 0):
             raise ValueError(f"conv2d: stride must be an int >= 1 and padding an int >= 0, "
                              f"got stride={stride!r}, padding={padding!r}")
@@ -500,14 +528,8 @@ class CrossEntropy(Function):
     def forward(ctx, logits, labels):
         if logits.ndim != 2:
             raise ValueError(f"cross_entropy: expected logits of shape (N, classes), got {logits.shape}")
-        labels = np.asarray(labels)
-        n, k = logits.shape
-        if labels.shape != (n,) or labels.dtype.kind not in "iu":
-            raise ValueError(f"cross_entropy: labels must be integers of shape ({n},) for logits {logits.shape}, "
-                             f"got {labels.dtype} of shape {labels.shape}")
-        if n and (labels.min() < 0 or labels.max() >= k):
-            raise ValueError(f"cross_entropy: labels must lie in [0, {k}), got values from "
-                             f"{labels.min()} to {labels.max()}")
+        n = len(logits)
+        labels = check_labels("cross_entropy", labels, logits.shape)
         logp = _log_softmax(logits, 1)
         ctx.save_for_backward(logp, labels)
         return -logp[np.arange(n), labels].sum() / n

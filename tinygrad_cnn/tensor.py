@@ -2,10 +2,11 @@
 
 Every op on a Tensor runs its forward (ops.py) and, when a gradient will be needed, keeps the
 op's ctx as the result's `_ctx`, with the input tensors as `ctx.parents`: that chain of ctxs
-is the tape. `backward()` sorts the tape topologically and hands each op the gradient of its
-output; the op's own `backward` turns it into gradients for its inputs. Nothing here knows
-about layers, networks or data sets.
+is the tape. `backward()` walks it from the output, latest-created tensor first (a reverse
+topological order), and hands each op the gradient of its output; the op's own `backward`
+turns it into gradients for its inputs. Nothing here knows about layers, networks or data sets.
 """
+import functools
 import heapq
 import itertools
 
@@ -29,6 +30,7 @@ class no_grad:
         _grad_enabled = self.prev
 
     def __call__(self, fn):
+        @functools.wraps(fn)
         def wrapped(*args, **kwargs):
             with no_grad():
                 return fn(*args, **kwargs)
@@ -38,7 +40,11 @@ class no_grad:
 def _apply(op, *inputs, **kwargs):
     """Run `op` on tensors and, if any input needs a gradient, record it on the tape."""
     ctx = op()
-    out = op.forward(ctx, *[t.data for t in inputs], **kwargs)
+    try:
+        out = op.forward(ctx, *[t.data for t in inputs], **kwargs)
+    except np.exceptions.AxisError as e:  # an axis argument numpy rejected
+        shapes = " and ".join(str(t.data.shape) for t in inputs)
+        raise ValueError(f"{op.__name__.lower()}: {e} (input of shape {shapes})") from None
     result = Tensor.__new__(Tensor)
     result.data = out if type(out) is np.ndarray else np.asarray(out)
     result.grad, result._seq = None, next(_creation_order)
@@ -73,6 +79,21 @@ def _binary(op, name, x, y, reverse=False):
         raise ValueError(f"{name}: shapes {x.data.shape} and {y.data.shape} cannot be broadcast together") from None
 
 
+def class_indices(labels):
+    """Labels as numpy integers. A Tensor of labels is float32 by default: whole numbers are
+    taken as indices; anything else is left for the loss to reject."""
+    if not isinstance(labels, Tensor):
+        return labels
+    data = labels.data
+    return data.astype(np.int64) if np.array_equal(data, np.trunc(data)) else data
+
+
+def _axis(name, axis, shape):
+    if not isinstance(axis, (int, np.integer)) or not -len(shape) <= axis < len(shape):
+        raise ValueError(f"{name}: dimension {axis!r} is out of range for a tensor of shape {shape}")
+    return axis % len(shape)
+
+
 def _shape_arg(shape):
     return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
 
@@ -93,7 +114,10 @@ class Tensor:
         if dtype is None:
             floating = isinstance(data, (np.ndarray, np.floating)) and data.dtype.kind == "f"
             dtype = data.dtype if floating else np.float32
-        data = np.asarray(data, dtype=dtype)
+        try:
+            data = np.asarray(data, dtype=dtype)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"Tensor: cannot make a {np.dtype(dtype)} tensor from {type(data).__name__}: {e}") from None
         if requires_grad and data.dtype.kind != "f":
             raise TypeError(f"Tensor: only floating-point tensors can require grad, got dtype {data.dtype}")
         self.data, self.grad, self.requires_grad, self._ctx = data, None, requires_grad, None
@@ -139,7 +163,7 @@ class Tensor:
 
     def detach(self):
         """The same data, cut from the tape: no gradient flows through the result."""
-        return Tensor(self.data)
+        return Tensor(self.data, dtype=self.dtype)
 
     # ---- the backward walk ----
     def backward(self, grad=None, retain_graph=False):
@@ -236,13 +260,16 @@ class Tensor:
     def flatten(self, start_dim=0, end_dim=-1):
         if self.ndim == 0:
             return self.reshape(1)
-        start, end = start_dim % self.ndim, end_dim % self.ndim
+        start, end = (_axis("flatten", d, self.shape) for d in (start_dim, end_dim))
+        if start > end:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (shape {self.shape})")
         return self.reshape(*self.shape[:start], -1, *self.shape[end + 1:])
 
     def permute(self, *dims):
         return _apply(ops.Permute, self, dims=_shape_arg(dims))
 
     def transpose(self, dim0, dim1):
+        dim0, dim1 = _axis("transpose", dim0, self.shape), _axis("transpose", dim1, self.shape)
         dims = list(range(self.ndim))
         dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
         return self.permute(*dims)
@@ -266,4 +293,4 @@ class Tensor:
 
     def cross_entropy(self, labels):
         """Mean over the batch of -log softmax(self)[i, labels[i]]; self is (N, classes) logits."""
-        return _apply(ops.CrossEntropy, self, labels=labels.data if isinstance(labels, Tensor) else labels)
+        return _apply(ops.CrossEntropy, self, labels=class_indices(labels))
