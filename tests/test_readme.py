@@ -35,3 +35,12 @@ def test_writing_a_model_example_runs(tmp_path, monkeypatch, capsys):
     with np.load(tmp_path / "small_cnn.npz") as saved:
         assert sorted(saved.files) == sorted(namespace["model"].state_dict())
     assert "test accuracy" in capsys.readouterr().out
+
+
+def test_tensor_api_example_runs_and_gives_gradients_of_the_right_shapes():
+    namespace = {}
+    exec(compile(section_code("## The Tensor API"), f"{README}:The Tensor API", "exec"), namespace)
+    for name in ("f", "w", "b"):
+        t = namespace[name]
+        assert t.grad is not None and t.grad.shape == t.shape and np.isfinite(t.grad).all()
+    assert np.isfinite(namespace["loss"].item())
