@@ -463,7 +463,7 @@ class MaxPool2d(Function):
             windows[t] = x[:, :, hs, ws]
         out = windows.max(axis=0)
         ctx.offsets, ctx.kernel_stride = offsets, (k, s)
-        ctx.save_for_backward(x, windows, out)
+        ctx.save_for_backward(x, windows, out)  # x for its memory layout: dx is written like it
         return out
 
     @staticmethod
@@ -473,15 +473,16 @@ class MaxPool2d(Function):
         oh, ow = out.shape[2:]
         overlap, tiled = s < k, s == k and (oh * k, ow * k) == x.shape[2:]
         dx = np.empty_like(x, dtype=grad.dtype) if tiled else np.zeros_like(x, dtype=grad.dtype)
-        unrouted = np.array(grad)  # our own copy, consumed in place
+        taken = np.zeros(out.shape, bool)  # windows whose maximum has had its gradient
         for t, (_, _, hs, ws) in enumerate(ctx.offsets):
-            routed = (windows[t] == out) * unrouted
+            first = windows[t] == out
+            if t:
+                first &= ~taken
             if overlap:
-                dx[:, :, hs, ws] += routed
+                dx[:, :, hs, ws] += grad * first
             else:
-                dx[:, :, hs, ws] = routed
-            if t + 1 < len(ctx.offsets):
-                unrouted -= routed  # a tie later in the window gets nothing
+                np.multiply(grad, first, out=dx[:, :, hs, ws])
+            taken |= first
         return dx
 
 
