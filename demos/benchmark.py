@@ -18,7 +18,9 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from operator import ge, le
 from pathlib import Path
@@ -178,7 +180,7 @@ def load_data(data_dir):
     return dict(images=images, labels=labels, raw=raw, note=note)
 
 
-def machine_info(torch, torch_threads, load):
+def machine_info(torch, a, load):
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         blas = f"{blas['name']} {blas.get('version', '?')}"
@@ -188,8 +190,11 @@ def machine_info(torch, torch_threads, load):
     return [f"machine: {os.cpu_count()} cores (os.cpu_count()), {platform.machine()} {platform.system()}, "
             f"Python {platform.python_version()}, load average {load[0]:.2f} at start, {load[1]:.2f} at end",
             f"numpy {np.__version__}, BLAS {blas}; {env} (unset: OpenBLAS uses every core)",
-            f"PyTorch {torch.__version__}: torch.set_num_threads({torch_threads}) (--torch-threads, default "
-            f"os.cpu_count()), torch.get_num_threads()={torch.get_num_threads()}" if torch else "PyTorch: not installed"]
+            f"PyTorch {torch.__version__}: torch.set_num_threads({a.torch_threads}) (--torch-threads, default "
+            f"os.cpu_count()); measured in " + ("its own process with glibc's default allocator (--torch-process)"
+                                                if a.torch_process == "separate" else
+                                                "this process, with the allocator as tinygrad_cnn set it")
+            if torch else "PyTorch: not installed"]
 
 
 def ratio(ours, theirs, lower_better):
@@ -220,6 +225,10 @@ def parse_args(argv):
     p.add_argument("--blas-threads", type=int, help=f"set {' and '.join(THREAD_VARS)} before numpy is imported "
                                                     "(command line only; default: leave them as they are)")
     p.add_argument("--torch-threads", type=int, default=os.cpu_count(), help="torch.set_num_threads (default: cores)")
+    p.add_argument("--torch-process", choices=["separate", "same"], default="separate",
+                   help="measure PyTorch in its own process with glibc's default allocator (default), or in this "
+                        "one, where importing tinygrad_cnn has tuned the allocator for both")
+    p.add_argument("--torch-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", metavar="PATH", help="also write the numbers here as JSON")
     a = p.parse_args(argv)
     for key, default in (QUICK if a.quick else DEFAULTS).items():
@@ -248,8 +257,35 @@ def compare(a, ours, tut, theirs):
     return table, report
 
 
+def measure_torch(torch, data, a):
+    torch.manual_seed(0)
+    torch.set_num_threads(a.torch_threads)
+    return measure(Torch(torch), data, a)
+
+
+def torch_in_own_process(a):
+    """PyTorch's figures from a fresh process with glibc's default allocator settings, as a
+    PyTorch user runs it: importing tinygrad_cnn tunes malloc for the whole process (see
+    tinygrad_cnn/malloc.py), which would speed PyTorch up too (--torch-process same)."""
+    counts = [f"--{k.replace('_', '-')}={getattr(a, k)}" for k in DEFAULTS]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "torch.json")
+        cmd = [sys.executable, __file__, "--torch-only", "--json", out, f"--torch-threads={a.torch_threads}", *counts]
+        if a.data_dir:
+            cmd.append(f"--data-dir={a.data_dir}")
+        subprocess.run(cmd, check=True, env={**os.environ, "TINYGRAD_CNN_MALLOC": "default"})
+        with open(out) as f:
+            return json.load(f)
+
+
 def main(argv=None):
     a = parse_args(argv)
+    if a.torch_only:  # the child process of torch_in_own_process
+        import torch
+        theirs = measure_torch(torch, load_data(a.data_dir), a)
+        with open(a.json, "w") as f:
+            json.dump(theirs, f)
+        return theirs
     load, data = os.getloadavg()[0], load_data(a.data_dir)
     np.random.seed(0)
     ours, tut = measure(Ours(), data, a), tutorial_step_ms(data, a)
@@ -258,15 +294,13 @@ def main(argv=None):
     except ImportError:
         torch, theirs = None, {}
     else:
-        torch.manual_seed(0)
-        torch.set_num_threads(a.torch_threads)
-        theirs = measure(Torch(torch), data, a)
+        theirs = measure_torch(torch, data, a) if a.torch_process == "same" else torch_in_own_process(a)
 
     table, report = compare(a, ours, tut, theirs)
     header = ["measure", "ours", "tutorial (f64)", f"PyTorch ({a.torch_threads} thr)" if torch else "PyTorch",
               "ours/tutorial", "ours/PyTorch", "target met? (ours)"]
     widths = [max(len(row[i]) for row in [header] + table) for i in range(len(header))]
-    info = machine_info(torch, a.torch_threads, (load, os.getloadavg()[0])) + [f"data: {data['note']}"]
+    info = machine_info(torch, a, (load, os.getloadavg()[0])) + [f"data: {data['note']}"]
     print("\n".join(info))
     print(f"counts: {a.steps} steps x {a.repeats} repeats (median), tutorial {a.tutorial_steps} steps, "
           f"memory {a.memory_steps} steps, chain {a.chain} ops" + (" -- QUICK: timings are noise" if a.quick else ""))
@@ -276,7 +310,7 @@ def main(argv=None):
             print("-+-".join("-" * w for w in widths))
     print(f"ratio = our figure / their figure. Training step: forward, cross-entropy, zero_grad, backward, SGD step;"
           f" batch 1 lr 0.005, batch 64 lr 0.05 momentum 0.9.\nTape: {a.chain} ops (mul, add, tanh in turn) on shape "
-          f"(4,), forward + backward time / forward ops. PyTorch's memory rows share the process, after ours.")
+          f"(4,), forward + backward time / forward ops.")
     if ours["faults_b64"] > 100:
         print(f"note: {ours['faults_b64']:,.0f} page faults per batch-64 step: freed buffers go back to the OS and "
               f"are faulted in again each step (kernel time, included above); see tinygrad_cnn/malloc.py.")
