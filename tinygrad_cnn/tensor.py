@@ -60,7 +60,7 @@ def _lift(value, like):
     """A Python number or numpy array becomes a constant tensor of `like`'s dtype (no upcast)."""
     if isinstance(value, Tensor) or value is None:
         return value
-    const = Tensor.__new__(Tensor)
+    const = Tensor.__new__(Tensor)  # not Tensor(...): its checks cost a microsecond on every `x * 2`
     try:
         const.data = np.asarray(value, dtype=like.data.dtype)
     except (TypeError, ValueError):
