@@ -71,7 +71,8 @@ def _lift(value, like):
 
 
 def _binary(op, name, x, y, reverse=False):
-    y = _lift(y, x)
+    if type(y) is not Tensor:
+        y = _lift(y, x)
     if reverse:
         x, y = y, x
     try:
@@ -210,11 +211,12 @@ class Tensor:
                 input_grads = (input_grads,)
             for parent, pg in zip(ctx.parents, input_grads):
                 if pg is not None and parent.requires_grad:
-                    if parent in grads:
-                        grads[parent] = grads[parent] + pg
-                    else:
+                    earlier = grads.get(parent)
+                    if earlier is None:
                         grads[parent] = pg
                         push(pending, (-parent._seq, id(parent), parent))
+                    else:
+                        grads[parent] = earlier + pg
             if not retain_graph:
                 ctx.parents = ctx.saved = None
 
