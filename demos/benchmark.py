@@ -3,15 +3,17 @@
 The network: conv 3x3x8 (no bias) -> max-pool 2 -> flatten -> dense 1352->10 -> softmax
 cross-entropy, float32. "tutorial" is the from-scratch tutorial's hand-written loop layers
 (tinygrad_cnn/reference.py, float64 as written, timed on fewer steps). PyTorch (CPU) is optional
-and never a dependency: without it its column says "not installed". It is imported only after
-our figures are measured, so it shares no process state with them. Each figure is the median of
---repeats timed runs, after warm-up; ratios are our figure / their figure.
+and never a dependency: without it its column says "not installed"; it runs in a process of its
+own. The timings are taken in --repeats rounds, ours then PyTorch's in each, so that a slow
+spell of a shared machine hits both sides; each figure is the median over the rounds (each
+timed after warm-up), and ratios are our figure / their figure.
 
   python demos/benchmark.py                  # default counts: about half a minute
   python demos/benchmark.py --quick          # tiny counts: checks that it runs; timings are noise
   python demos/benchmark.py --json out.json  # also write the numbers as JSON
 """
 import argparse
+import importlib.util
 import itertools
 import json
 import os
@@ -53,7 +55,8 @@ ROWS = [  # key, label, lower is better (None: no ratio), [(target, compared: ou
      [("<=3 s", "ours", le, 3), ("ours/PyTorch <=0.7", "pytorch", le, 0.7)]),
     ("faults_b64", "page faults per b64 step", None, []),
     ("infer_b1000", "inference, b1000 (img/s)", False, [(">=40,000 img/s", "ours", ge, 40000)]),
-    ("tape_us", "tape, fwd+bwd per op (us)", True, [("<=5 us", "ours", le, 5)]),
+    ("tape_us", "tape, fwd+bwd per op (us)", True, []),
+    ("tape_overhead_us", "  of which overhead beyond numpy (us)", True, [("<=5 us", "ours", le, 5)]),
     ("rss_warm", "RSS after warm-up (MB)", None, []),
     ("rss_end", "RSS after {memory_steps} b64 steps (MB)", None, []),
     ("rss_growth", "RSS growth (MB)", None, [("<=5 MB", "ours", le, 5)]),
@@ -85,18 +88,15 @@ class Torch:
     def loss(self, logits, y): return self.torch.nn.functional.cross_entropy(logits, y)
 
 
-def per_call(fn, inputs, calls, repeats, warmup):
-    """Median over `repeats` of the seconds per fn(*args), cycling through `inputs`; warm-up first."""
+def per_call(fn, inputs, calls, warmup):
+    """Seconds per fn(*args), over `calls` calls cycling through `inputs`, after `warmup` calls."""
     feed = itertools.cycle(inputs)
     for _ in range(warmup):
         fn(*next(feed))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn(*next(feed))
-        times.append((time.perf_counter() - start) / calls)
-    return statistics.median(times)
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn(*next(feed))
+    return (time.perf_counter() - start) / calls
 
 
 def trainer(fw, lr, momentum=0.0):
@@ -117,8 +117,28 @@ def chain(x0, w, b, n):
     for i in range(n):
         x = x * w if i % 3 == 0 else x + b if i % 3 == 1 else x.tanh()
     x.sum().backward()
-    for leaf in (x0, w, b):
-        leaf.grad = None
+    grads = [leaf.grad for leaf in (x0, w, b)]
+    x0.grad = w.grad = b.grad = None
+    return grads
+
+
+def numpy_chain(x0, w, b, n):
+    """`chain`'s arithmetic, forward and backward, by hand in plain numpy: the cost of the
+    numbers without a framework, which the tape overhead is measured beyond."""
+    values = [x0]
+    for i in range(n):
+        x = values[-1]
+        values.append(x * w if i % 3 == 0 else x + b if i % 3 == 1 else np.tanh(x))
+    grad, grad_w, grad_b = np.ones_like(x0), np.zeros_like(w), np.zeros_like(b)
+    for i in reversed(range(n)):
+        if i % 3 == 0:
+            grad_w += grad * values[i]
+            grad = grad * w
+        elif i % 3 == 1:
+            grad_b += grad
+        else:
+            grad = grad * (1 - values[i + 1] * values[i + 1])
+    return grad, grad_w, grad_b
 
 
 def rss_mb():
@@ -129,23 +149,32 @@ def rss_mb():
         return float("nan")  # no /proc (not Linux): only the peak is known
 
 
-def measure(fw, data, a):
-    """Every figure of one framework, as {row key: value}."""
-    def batches(size):
-        return [(fw.tensor(data["images"][i:i + size]), fw.labels(data["labels"][i:i + size]))
-                for i in range(0, POOL - size + 1, size)]
-    warm, fig = max(2, a.steps // 10), {}
-    fig["step_b1"] = 1e3 * per_call(trainer(fw, 0.005)[1], batches(1), a.steps, a.repeats, warm)
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    fig["epoch_b64"] = EPOCH_STEPS * per_call(trainer(fw, 0.05, 0.9)[1], batches(64), a.steps, a.repeats, warm)
-    fig["faults_b64"] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / (warm + a.steps * a.repeats)
-    with fw.no_grad():
-        inputs = [(x,) for x, _ in batches(1000)]
-        fig["infer_b1000"] = 1000 / per_call(trainer(fw, 0.05)[0], inputs, max(2, a.steps // 10), a.repeats, 2)
-    leaves = [fw.tensor(np.linspace(-1, 1, 4, dtype=np.float32) * s, requires_grad=True) for s in (1, 0.9, 0.01)]
-    fig["tape_us"] = 1e6 * per_call(chain, [(*leaves, a.chain)], 1, a.repeats, 1) / a.chain
+def batches(fw, data, size):
+    return [(fw.tensor(data["images"][i:i + size]), fw.labels(data["labels"][i:i + size]))
+            for i in range(0, POOL - size + 1, size)]
 
-    feed, step = itertools.cycle(batches(64)), trainer(fw, 0.05, 0.9)[1]
+
+def measure(fw, data, a):
+    """One round of the timed figures of one framework, as {row key: value}."""
+    warm, fig = max(2, a.steps // 10), {}
+    fig["step_b1"] = 1e3 * per_call(trainer(fw, 0.005)[1], batches(fw, data, 1), a.steps, warm)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    fig["epoch_b64"] = EPOCH_STEPS * per_call(trainer(fw, 0.05, 0.9)[1], batches(fw, data, 64), a.steps, warm)
+    fig["faults_b64"] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / (warm + a.steps)
+    with fw.no_grad():
+        inputs = [(x,) for x, _ in batches(fw, data, 1000)]
+        fig["infer_b1000"] = 1000 / per_call(trainer(fw, 0.05)[0], inputs, max(2, a.steps // 10), 2)
+    leaves = [fw.tensor(np.linspace(-1, 1, 4, dtype=np.float32) * s, requires_grad=True) for s in (1, 0.9, 0.01)]
+    fig["tape_us"] = 1e6 * per_call(chain, [(*leaves, a.chain)], 1, 1) / a.chain
+    arrays = [np.linspace(-1, 1, 4, dtype=np.float32) * s for s in (1, 0.9, 0.01)]
+    fig["tape_overhead_us"] = fig["tape_us"] - 1e6 * per_call(numpy_chain, [(*arrays, a.chain)], 1, 1) / a.chain
+    return fig
+
+
+def measure_memory(fw, data, a):
+    """Resident memory before and after a.memory_steps batch-64 training steps, and the peak."""
+    fig = {}
+    feed, step = itertools.cycle(batches(fw, data, 64)), trainer(fw, 0.05, 0.9)[1]
     for _ in range(max(2, a.memory_steps // 10)):
         step(*next(feed))
     fig["rss_warm"] = rss_mb()
@@ -161,7 +190,8 @@ def measure(fw, data, a):
 def tutorial_step_ms(data, a):
     net = ReferenceCNN()  # float64, fed raw uint8 images that it scales itself, as the tutorial does
     pairs = list(zip(data["raw"], data["labels"].tolist()))
-    return 1e3 * per_call(lambda img, y: net.train(img, y, 0.005), pairs, a.tutorial_steps, a.repeats, 1)
+    return 1e3 * statistics.median(per_call(lambda img, y: net.train(img, y, 0.005), pairs, a.tutorial_steps, 1)
+                                   for _ in range(a.repeats))
 
 
 def load_data(data_dir):
@@ -180,7 +210,7 @@ def load_data(data_dir):
     return dict(images=images, labels=labels, raw=raw, note=note)
 
 
-def machine_info(torch, a, load):
+def machine_info(torch_version, a, load):
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         blas = f"{blas['name']} {blas.get('version', '?')}"
@@ -190,11 +220,11 @@ def machine_info(torch, a, load):
     return [f"machine: {os.cpu_count()} cores (os.cpu_count()), {platform.machine()} {platform.system()}, "
             f"Python {platform.python_version()}, load average {load[0]:.2f} at start, {load[1]:.2f} at end",
             f"numpy {np.__version__}, BLAS {blas}; {env} (unset: OpenBLAS uses every core)",
-            f"PyTorch {torch.__version__}: torch.set_num_threads({a.torch_threads}) (--torch-threads, default "
+            f"PyTorch {torch_version}: torch.set_num_threads({a.torch_threads}) (--torch-threads, default "
             f"os.cpu_count()); measured in " + ("its own process with glibc's default allocator (--torch-process)"
                                                 if a.torch_process == "separate" else
                                                 "this process, with the allocator as tinygrad_cnn set it")
-            if torch else "PyTorch: not installed"]
+            if torch_version else "PyTorch: not installed"]
 
 
 def ratio(ours, theirs, lower_better):
@@ -215,7 +245,7 @@ def fmt(v):
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, help="timed training steps per repeat; inference times steps/10 batches")
-    p.add_argument("--repeats", type=int, help="timed runs of each benchmark; the median is reported")
+    p.add_argument("--repeats", type=int, help="rounds of timed runs (ours, then PyTorch's); each figure is the median over them")
     p.add_argument("--tutorial-steps", type=int, help="steps per repeat of the (slow) tutorial loop code")
     p.add_argument("--memory-steps", type=int, help="batch-64 training steps of the memory check")
     p.add_argument("--chain", type=int, help="ops in the tape micro-benchmark")
@@ -229,6 +259,7 @@ def parse_args(argv):
                    help="measure PyTorch in its own process with glibc's default allocator (default), or in this "
                         "one, where importing tinygrad_cnn has tuned the allocator for both")
     p.add_argument("--torch-only", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--torch-memory", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", metavar="PATH", help="also write the numbers here as JSON")
     a = p.parse_args(argv)
     for key, default in (QUICK if a.quick else DEFAULTS).items():
@@ -257,52 +288,69 @@ def compare(a, ours, tut, theirs):
     return table, report
 
 
-def measure_torch(torch, data, a):
+def measure_torch(torch, data, a, memory):
+    """One round of PyTorch's figures, and its memory figures if `memory`."""
     torch.manual_seed(0)
     torch.set_num_threads(a.torch_threads)
-    return measure(Torch(torch), data, a)
+    fig = measure(Torch(torch), data, a)
+    return {**fig, **measure_memory(Torch(torch), data, a)} if memory else fig
 
 
-def torch_in_own_process(a):
-    """PyTorch's figures from a fresh process with glibc's default allocator settings, as a
-    PyTorch user runs it: importing tinygrad_cnn tunes malloc for the whole process (see
-    tinygrad_cnn/malloc.py), which would speed PyTorch up too (--torch-process same)."""
+def torch_in_own_process(a, memory):
+    """measure_torch in a fresh process with glibc's default allocator settings, as a PyTorch
+    user runs it: importing tinygrad_cnn tunes malloc for the whole process (see
+    tinygrad_cnn/malloc.py), which would speed PyTorch up too (--torch-process same).
+    Returns PyTorch's version and its figures."""
     counts = [f"--{k.replace('_', '-')}={getattr(a, k)}" for k in DEFAULTS]
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "torch.json")
         cmd = [sys.executable, __file__, "--torch-only", "--json", out, f"--torch-threads={a.torch_threads}", *counts]
-        if a.data_dir:
-            cmd.append(f"--data-dir={a.data_dir}")
+        cmd += [f"--data-dir={a.data_dir}"] if a.data_dir else []
+        cmd += ["--torch-memory"] if memory else []
         subprocess.run(cmd, check=True, env={**os.environ, "TINYGRAD_CNN_MALLOC": "default"})
         with open(out) as f:
-            return json.load(f)
+            child = json.load(f)
+    return child["version"], child["figures"]
+
+
+def medians(rounds):
+    return {key: statistics.median(r[key] for r in rounds if key in r) for key in rounds[0]}
 
 
 def main(argv=None):
     a = parse_args(argv)
     if a.torch_only:  # the child process of torch_in_own_process
         import torch
-        theirs = measure_torch(torch, load_data(a.data_dir), a)
+        theirs = measure_torch(torch, load_data(a.data_dir), a, a.torch_memory)
         with open(a.json, "w") as f:
-            json.dump(theirs, f)
+            json.dump(dict(version=torch.__version__, figures=theirs), f)
         return theirs
     load, data = os.getloadavg()[0], load_data(a.data_dir)
     np.random.seed(0)
-    ours, tut = measure(Ours(), data, a), tutorial_step_ms(data, a)
-    try:
+    have_torch = importlib.util.find_spec("torch") is not None
+    if have_torch and a.torch_process == "same":
         import torch
-    except ImportError:
-        torch, theirs = None, {}
-    else:
-        theirs = measure_torch(torch, data, a) if a.torch_process == "same" else torch_in_own_process(a)
+    torch_version, ours_rounds, theirs_rounds = None, [], []
+    for r in range(a.repeats):  # PyTorch's memory is measured in its first round, ours after the last
+        ours_rounds.append(measure(Ours(), data, a))
+        if not have_torch:
+            continue
+        if a.torch_process == "same":
+            torch_version, theirs = torch.__version__, measure_torch(torch, data, a, memory=r == 0)
+        else:
+            torch_version, theirs = torch_in_own_process(a, memory=r == 0)
+        theirs_rounds.append(theirs)
+    ours = {**medians(ours_rounds), **measure_memory(Ours(), data, a)}
+    theirs = medians(theirs_rounds) if theirs_rounds else {}
+    tut = tutorial_step_ms(data, a)
 
     table, report = compare(a, ours, tut, theirs)
-    header = ["measure", "ours", "tutorial (f64)", f"PyTorch ({a.torch_threads} thr)" if torch else "PyTorch",
+    header = ["measure", "ours", "tutorial (f64)", f"PyTorch ({a.torch_threads} thr)" if torch_version else "PyTorch",
               "ours/tutorial", "ours/PyTorch", "target met? (ours)"]
     widths = [max(len(row[i]) for row in [header] + table) for i in range(len(header))]
-    info = machine_info(torch, a, (load, os.getloadavg()[0])) + [f"data: {data['note']}"]
+    info = machine_info(torch_version, a, (load, os.getloadavg()[0])) + [f"data: {data['note']}"]
     print("\n".join(info))
-    print(f"counts: {a.steps} steps x {a.repeats} repeats (median), tutorial {a.tutorial_steps} steps, "
+    print(f"counts: {a.steps} steps x {a.repeats} rounds, ours then PyTorch (median), tutorial {a.tutorial_steps} steps, "
           f"memory {a.memory_steps} steps, chain {a.chain} ops" + (" -- QUICK: timings are noise" if a.quick else ""))
     for i, row in enumerate([header] + table):
         print(" | ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
@@ -310,7 +358,7 @@ def main(argv=None):
             print("-+-".join("-" * w for w in widths))
     print(f"ratio = our figure / their figure. Training step: forward, cross-entropy, zero_grad, backward, SGD step;"
           f" batch 1 lr 0.005, batch 64 lr 0.05 momentum 0.9.\nTape: {a.chain} ops (mul, add, tanh in turn) on shape "
-          f"(4,), forward + backward time / forward ops.")
+          f"(4,), forward + backward time / forward ops; the overhead is that minus the same arithmetic in plain numpy.")
     if ours["faults_b64"] > 100:
         print(f"note: {ours['faults_b64']:,.0f} page faults per batch-64 step: freed buffers go back to the OS and "
               f"are faulted in again each step (kernel time, included above); see tinygrad_cnn/malloc.py.")

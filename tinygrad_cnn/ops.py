@@ -3,8 +3,8 @@
 An op instance is the `ctx` of one call: `forward` keeps what `backward` will need
 (`ctx.save_for_backward(...)` for arrays, plain attributes for small metadata), and
 `backward(ctx, grad)` returns the gradient for each input (None where not needed). The
-engine in tensor.py sets `ctx.needs_input_grad` (which inputs require grad) when it records
-the op, so an op can skip gradients nobody asked for. Ops never modify the incoming `grad` in place.
+engine in tensor.py sets `ctx.needs_input_grad` before `backward` runs, so an op can skip
+gradients nobody asked for. Ops never modify the incoming `grad` in place.
 """
 import functools
 

