@@ -3,10 +3,11 @@
 The network: conv 3x3x8 (no bias) -> max-pool 2 -> flatten -> dense 1352->10 -> softmax
 cross-entropy, float32. "tutorial" is the from-scratch tutorial's hand-written loop layers
 (tinygrad_cnn/reference.py, float64 as written, timed on fewer steps). PyTorch (CPU) is optional
-and never a dependency: without it its column says "not installed"; it runs in a process of its
-own. The timings are taken in --repeats rounds, ours then PyTorch's in each, so that a slow
-spell of a shared machine hits both sides; each figure is the median over the rounds (each
-timed after warm-up), and ratios are our figure / their figure.
+and never a dependency: without it its column says "not installed". By default it runs in a
+process of its own. The timings are taken in --repeats rounds, ours then PyTorch's in each, so
+that a slow spell of a shared machine hits both sides; each timed figure is the median over the
+rounds (each timed after warm-up). Memory is measured once, before the timings. Ratios are our
+figure / their figure.
 
   python demos/benchmark.py                  # default counts: about half a minute
   python demos/benchmark.py --quick          # tiny counts: checks that it runs; timings are noise
@@ -229,7 +230,7 @@ def machine_info(torch_version, a, load):
 
 def ratio(ours, theirs, lower_better):
     """(ours / theirs, the same as text with the speed-up), or (None, "-")."""
-    if lower_better is None or not isinstance(theirs, float):
+    if lower_better is None or not isinstance(theirs, float) or min(ours, theirs) <= 0:
         return None, "-"
     r = ours / theirs
     faster = 1 / r if lower_better else r
@@ -244,7 +245,7 @@ def fmt(v):
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, help="timed training steps per repeat; inference times steps/10 batches")
+    p.add_argument("--steps", type=int, help="timed training steps per round; inference times steps/10 batches")
     p.add_argument("--repeats", type=int, help="rounds of timed runs (ours, then PyTorch's); each figure is the median over them")
     p.add_argument("--tutorial-steps", type=int, help="steps per repeat of the (slow) tutorial loop code")
     p.add_argument("--memory-steps", type=int, help="batch-64 training steps of the memory check")
@@ -288,19 +289,27 @@ def compare(a, ours, tut, theirs):
     return table, report
 
 
+def import_torch():
+    try:
+        import torch
+    except ImportError:  # not installed, or installed but broken
+        return None
+    return torch
+
+
 def measure_torch(torch, data, a, memory):
-    """One round of PyTorch's figures, and its memory figures if `memory`."""
+    """One round of PyTorch's figures, after its memory figures if `memory`."""
     torch.manual_seed(0)
     torch.set_num_threads(a.torch_threads)
-    fig = measure(Torch(torch), data, a)
-    return {**fig, **measure_memory(Torch(torch), data, a)} if memory else fig
+    fig = measure_memory(Torch(torch), data, a) if memory else {}
+    return {**fig, **measure(Torch(torch), data, a)}
 
 
 def torch_in_own_process(a, memory):
     """measure_torch in a fresh process with glibc's default allocator settings, as a PyTorch
     user runs it: importing tinygrad_cnn tunes malloc for the whole process (see
     tinygrad_cnn/malloc.py), which would speed PyTorch up too (--torch-process same).
-    Returns PyTorch's version and its figures."""
+    Returns PyTorch's version (None if it does not import) and its figures."""
     counts = [f"--{k.replace('_', '-')}={getattr(a, k)}" for k in DEFAULTS]
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "torch.json")
@@ -320,27 +329,27 @@ def medians(rounds):
 def main(argv=None):
     a = parse_args(argv)
     if a.torch_only:  # the child process of torch_in_own_process
-        import torch
-        theirs = measure_torch(torch, load_data(a.data_dir), a, a.torch_memory)
+        torch = import_torch()
+        theirs = measure_torch(torch, load_data(a.data_dir), a, a.torch_memory) if torch else {}
         with open(a.json, "w") as f:
-            json.dump(dict(version=torch.__version__, figures=theirs), f)
+            json.dump(dict(version=torch and torch.__version__, figures=theirs), f)
         return theirs
     load, data = os.getloadavg()[0], load_data(a.data_dir)
     np.random.seed(0)
-    have_torch = importlib.util.find_spec("torch") is not None
-    if have_torch and a.torch_process == "same":
-        import torch
+    ours_memory = measure_memory(Ours(), data, a)  # first, as PyTorch's is in its process
+    torch = import_torch() if a.torch_process == "same" else None
+    maybe_torch = torch is not None or a.torch_process == "separate" and importlib.util.find_spec("torch")
     torch_version, ours_rounds, theirs_rounds = None, [], []
-    for r in range(a.repeats):  # PyTorch's memory is measured in its first round, ours after the last
+    for r in range(a.repeats):
         ours_rounds.append(measure(Ours(), data, a))
-        if not have_torch:
-            continue
-        if a.torch_process == "same":
+        if torch:
             torch_version, theirs = torch.__version__, measure_torch(torch, data, a, memory=r == 0)
-        else:
+        elif maybe_torch:
             torch_version, theirs = torch_in_own_process(a, memory=r == 0)
-        theirs_rounds.append(theirs)
-    ours = {**medians(ours_rounds), **measure_memory(Ours(), data, a)}
+            maybe_torch = torch_version is not None  # None: torch is there but does not import
+        if torch_version:
+            theirs_rounds.append(theirs)
+    ours = {**medians(ours_rounds), **ours_memory}
     theirs = medians(theirs_rounds) if theirs_rounds else {}
     tut = tutorial_step_ms(data, a)
 

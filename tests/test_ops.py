@@ -466,8 +466,8 @@ def test_tiny_cnn_end_to_end():
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels-last", "batch-innermost", "strided-view"])
 def test_conv_and_pool_accept_any_memory_layout(layout):
-    """conv2d and max_pool2d take shortcuts based on memory layout (a batch-innermost input is a
-    free view), so check NCHW views of other memory orders, and strided slices, too."""
+    """conv2d and max_pool2d work in their input's memory order (conv2d reads a batch-innermost
+    input without copying it), so check NCHW views of other memory orders, and strided slices."""
     base = randn(2, 3, 10, 6)
     x = {"contiguous": np.ascontiguousarray(base[:, :, :5]),
          "channels-last": np.ascontiguousarray(base[:, :, :5].transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2),

@@ -329,10 +329,10 @@ def graph_ctxs(t):
 
 
 def small_net():
-    x = Tensor(np.random.default_rng(0).standard_normal((1, 1, 4, 4)), requires_grad=True)
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 1, 4, 4)), requires_grad=True)
     w = Tensor(np.ones((2, 1, 3, 3)), requires_grad=True)
     conv = x.conv2d(w)
-    loss = conv.relu().max_pool2d(2).flatten(1).cross_entropy(np.array([1]))
+    loss = conv.relu().max_pool2d(2).flatten(1).cross_entropy(np.array([1, 0]))
     return x, w, conv, loss
 
 
@@ -343,6 +343,8 @@ def test_backward_releases_saved_buffers_and_a_second_backward_says_so():
     cols = weakref.ref(conv._ctx.saved[0])  # conv's im2col buffer: referenced by nothing else
     loss.backward()
     assert all(ctx.saved is None and ctx.parents is None for ctx in ctxs)
+    assert not [(type(ctx).__name__, name) for ctx in ctxs for name, value in vars(ctx).items()
+                if isinstance(value, np.ndarray)]  # no array kept outside `saved` either
     assert cols() is None  # freed although the tensors are all still alive
     first = x.grad.copy()
     with pytest.raises(RuntimeError, match="retain_graph"):
@@ -397,7 +399,7 @@ def test_training_loop_does_not_accumulate_live_ctxs():
     x, w, conv, loss = small_net()
     before = None
     for step in range(5):
-        loss = x.conv2d(w).relu().max_pool2d(2).flatten(1).cross_entropy(np.array([1]))
+        loss = x.conv2d(w).relu().max_pool2d(2).flatten(1).cross_entropy(np.array([1, 0]))
         loss.backward()
         w.data -= 0.1 * w.grad
         w.grad = x.grad = None
@@ -432,3 +434,14 @@ def test_no_grad_decorator_keeps_the_function_name():
     def evaluate():
         return Tensor(np.ones(1), requires_grad=True) * 2
     assert evaluate.__name__ == "evaluate" and not evaluate().requires_grad
+
+
+def test_a_leaf_gradient_is_laid_out_like_its_data():
+    """conv2d hands back its input gradient batch-innermost in memory; .grad follows the data."""
+    g = np.random.default_rng(3)
+    x = Tensor(g.standard_normal((3, 2, 6, 6)), requires_grad=True)
+    x.conv2d(Tensor(g.standard_normal((2, 2, 3, 3)))).sum().backward()
+    assert x.grad.flags.c_contiguous and x.grad.shape == x.shape
+    xt = Tensor(g.standard_normal((6, 6, 2, 3)).transpose(3, 2, 0, 1), requires_grad=True)  # stored in another order
+    xt.conv2d(Tensor(g.standard_normal((2, 2, 3, 3)))).sum().backward()
+    assert xt.grad.strides == xt.data.strides

@@ -248,8 +248,9 @@ class Reshape(Function):
         ctx.shape = x.shape
         # x may be laid out unusually (a conv's output keeps the batch innermost in memory): its
         # gradient goes back in that layout, because the op before computes several times
-        # faster on operands laid out alike.
-        ctx.layout = None if x.flags.c_contiguous else x
+        # faster on operands laid out alike. (x is kept only as the model of that layout.)
+        if not x.flags.c_contiguous:
+            ctx.save_for_backward(x)
         try:
             return x.reshape(shape)
         except (ValueError, TypeError):
@@ -258,9 +259,9 @@ class Reshape(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        if ctx.layout is None:
+        if not ctx.saved:
             return grad.reshape(ctx.shape)
-        dx = np.empty_like(ctx.layout, dtype=grad.dtype)
+        dx = np.empty_like(ctx.saved[0], dtype=grad.dtype)
         dx[...] = grad.reshape(ctx.shape)
         return dx
 
@@ -373,15 +374,16 @@ def _offsets(kh, kw, stride, oh, ow):
                  for i in range(kh) for j in range(kw))
 
 
-def _weight_grad(grad_rows, cols, blocks):
+def _weight_grad(grad_rows, cols, out_rows):
     """grad_rows @ cols.T, whose inner dimension runs over every output position. When the
-    product is small, it is summed over `blocks` batched products instead: OpenBLAS runs one
-    product with an inner dimension this long 3-5x slower (measured)."""
-    (o, rows), k = grad_rows.shape, cols.shape[0]
-    if o * k > rows // blocks:
+    result is small next to one output row's share of that dimension, it is summed over one
+    product per output row instead: OpenBLAS runs a single product with so long an inner
+    dimension and so small a result 3-5x slower (measured). For big results one product is best."""
+    (o, positions), k = grad_rows.shape, cols.shape[0]
+    if o * k > positions // out_rows:
         return grad_rows @ cols.T
-    grad_blocks = grad_rows.reshape(o, blocks, -1).transpose(1, 0, 2)
-    return (grad_blocks @ cols.reshape(k, blocks, -1).transpose(1, 2, 0)).sum(axis=0)
+    grad_by_row = grad_rows.reshape(o, out_rows, -1).transpose(1, 0, 2)
+    return (grad_by_row @ cols.reshape(k, out_rows, -1).transpose(1, 2, 0)).sum(axis=0)
 
 
 class Conv2d(Function):
@@ -414,8 +416,9 @@ class Conv2d(Function):
                              f"(input {x.shape}, padding {p})")
         xt = x.transpose(1, 2, 3, 0)  # (C, H, W, N): free when x came from a conv
         if p:
-            xt, unpadded = np.zeros((c, h + 2 * p, wd + 2 * p, n), x.dtype), xt
-            xt[:, p:p + h, p:p + wd] = unpadded
+            padded = np.zeros((c, h + 2 * p, wd + 2 * p, n), x.dtype)
+            padded[:, p:p + h, p:p + wd] = xt
+            xt = padded
         else:
             xt = np.ascontiguousarray(xt)  # one transposing copy beats kh*kw gathering ones
         oh, ow = (h + 2 * p - kh) // stride + 1, (wd + 2 * p - kw) // stride + 1
@@ -429,21 +432,21 @@ class Conv2d(Function):
         if bias:
             out += bias[0][:, None]
         ctx.save_for_backward(cols, wmat)
-        ctx.geometry, ctx.offsets = (x.shape, w.shape, p), offsets
+        ctx.geometry, ctx.offsets = (x.shape, kh, kw, p), offsets
         return out.reshape(o, oh, ow, n).transpose(3, 0, 1, 2)
 
     @staticmethod
     def backward(ctx, grad):
         cols, wmat = ctx.saved
-        (n, c, h, wd), w_shape, p = ctx.geometry
+        (n, c, h, wd), kh, kw, p = ctx.geometry
         o, oh, ow = grad.shape[1:]
         grad_rows = grad.transpose(1, 2, 3, 0).reshape(o, -1)  # free when grad has the output's layout
         needs = ctx.needs_input_grad
-        dw = _weight_grad(grad_rows, cols, oh).reshape(w_shape) if needs[1] else None
+        dw = _weight_grad(grad_rows, cols, oh).reshape(o, c, kh, kw) if needs[1] else None
         dx = None
         if needs[0]:
             # col2im: each kernel position adds its block of columns back where it was read from.
-            dcols = (wmat.T @ grad_rows).reshape(c, w_shape[2], w_shape[3], oh, ow, n)
+            dcols = (wmat.T @ grad_rows).reshape(c, kh, kw, oh, ow, n)
             dxt = np.zeros((c, h + 2 * p, wd + 2 * p, n), grad.dtype)
             for i, j, hs, ws in ctx.offsets:
                 dxt[:, hs, ws] += dcols[:, i, j]
@@ -477,8 +480,8 @@ class MaxPool2d(Function):
         # axes are stored in): the max and the whole backward then run on contiguous arrays
         # whose layouts match, which numpy does several times faster than strided ones.
         windows = [x[:, :, hs, ws].copy(order="K") for _, _, hs, ws in offsets]
-        out = np.maximum(windows[0], windows[-1])  # (the same window twice when k == 1)
-        for window in windows[1:-1]:
+        out = windows[0] if k == 1 else np.maximum(windows[0], windows[1])
+        for window in windows[2:]:
             np.maximum(out, window, out=out)
         ctx.offsets, ctx.kernel_stride = offsets, (k, s)
         ctx.save_for_backward(x, windows, out)  # x for its memory layout: dx is written like it

@@ -196,8 +196,9 @@ class Tensor:
             g = grads.pop(t)
             ctx = t._ctx
             if ctx is None:  # a leaf: keep the gradient, summed over backward() calls
-                if t.grad is None:
-                    t.grad = np.array(g, dtype=t.data.dtype).reshape(t.data.shape)
+                if t.grad is None:  # laid out like the data, whatever layout the ops gave g
+                    t.grad = np.empty_like(t.data)
+                    t.grad[...] = g
                 else:
                     t.grad += g
                 continue
