@@ -411,17 +411,18 @@ class Conv2d(Function):
         n, c, h, wd = x.shape
         o, _, kh, kw = w.shape
         p = padding
-        if kh > h + 2 * p or kw > wd + 2 * p:
-            raise ValueError(f"conv2d: kernel {(kh, kw)} is larger than the padded input {(h + 2 * p, wd + 2 * p)} "
+        hp, wp = h + 2 * p, wd + 2 * p
+        if kh > hp or kw > wp:
+            raise ValueError(f"conv2d: kernel {(kh, kw)} is larger than the padded input {(hp, wp)} "
                              f"(input {x.shape}, padding {p})")
         xt = x.transpose(1, 2, 3, 0)  # (C, H, W, N): free when x came from a conv
         if p:
-            padded = np.zeros((c, h + 2 * p, wd + 2 * p, n), x.dtype)
+            padded = np.zeros((c, hp, wp, n), x.dtype)
             padded[:, p:p + h, p:p + wd] = xt
             xt = padded
         else:
             xt = np.ascontiguousarray(xt)  # one transposing copy beats kh*kw gathering ones
-        oh, ow = (h + 2 * p - kh) // stride + 1, (wd + 2 * p - kw) // stride + 1
+        oh, ow = (hp - kh) // stride + 1, (wp - kw) // stride + 1
         offsets = _offsets(kh, kw, stride, oh, ow)
         cols = np.empty((c, kh, kw, oh, ow, n), x.dtype)
         for i, j, hs, ws in offsets:
