@@ -29,7 +29,7 @@ CASES = [
     ("matmul with numpy", lambda: np.zeros((2, 5)) @ z(4, 3), ValueError, rf"matmul.*{s((2, 5))}.*{s((4, 3))}"),
     # conv2d
     ("conv2d channel mismatch", lambda: z(1, 3, 5, 5).conv2d(z(2, 2, 3, 3)), ValueError,
-     rf"conv2d.*3 channels.*expects 2.*{s((1, 3, 5, 5))}.*{s((2, 2, 3, 3))}"),
+     rf"conv2d.*{s((1, 3, 5, 5))} has 3 channels.*{s((2, 2, 3, 3))} expects 2"),
     ("conv2d 3-D input", lambda: z(3, 5, 5).conv2d(z(2, 3, 3, 3)), ValueError,
      rf"conv2d.*4-D.*{s((3, 5, 5))}.*{s((2, 3, 3, 3))}"),
     ("conv2d 3-D weight", lambda: z(1, 3, 5, 5).conv2d(z(3, 3, 3)), ValueError, rf"conv2d.*4-D.*{s((3, 3, 3))}"),
@@ -86,7 +86,7 @@ CASES = [
     ("matmul dtypes", lambda: z(2, 3) @ Tensor(np.zeros((3, 4)), dtype=np.float32), TypeError,
      r"matmul.*float64.*float32"),
     # axes
-    ("sum axis", lambda: z(2, 3).sum(axis=2), ValueError, rf"sum: .*axis 2.*{s((2, 3))}"),
+    ("sum axis", lambda: z(2, 3).sum(axis=2), ValueError, rf"sum: .*dimension 2.*{s((2, 3))}"),
     ("softmax axis", lambda: z(2, 3).softmax(axis=-3), ValueError, rf"softmax: .*-3.*{s((2, 3))}"),
     ("transpose dim", lambda: z(2, 3).transpose(0, 5), ValueError, rf"transpose: dimension 5.*{s((2, 3))}"),
     ("flatten dim", lambda: z(2, 3).flatten(5), ValueError, rf"flatten: dimension 5.*{s((2, 3))}"),

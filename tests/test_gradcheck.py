@@ -221,7 +221,23 @@ def test_nothing_to_check():
         gradcheck(lambda x: x.sum(), Tensor(np.ones(2)))
 
 
-@pytest.mark.parametrize("fn", [lambda x: x * 2, lambda x: 1.0], ids=["non-scalar", "not-a-tensor"])
-def test_fn_must_return_a_scalar_tensor(fn):
-    with pytest.raises(ValueError, match="gradcheck: fn must return a scalar Tensor"):
-        gradcheck(fn, leaf([1.0, 2.0]))
+def test_fn_must_return_a_tensor():
+    with pytest.raises(ValueError, match="gradcheck: fn must return a Tensor, got float"):
+        gradcheck(lambda x: 1.0, leaf([1.0, 2.0]))
+
+
+def test_non_scalar_output_is_checked_through_a_random_upstream_gradient():
+    """A non-scalar output is contracted with random weights: an error in any one output
+    element's gradient, even one that a plain sum would cancel, is caught."""
+    assert gradcheck(lambda x: _apply(Square, x), leaf(np.arange(6.0).reshape(2, 3)))
+    with pytest.raises(GradcheckError, match=r"index \(1, 2\)"):
+        gradcheck(lambda x: _apply(SquareWrongAtOneElement, x), leaf(np.arange(6.0).reshape(2, 3)))
+
+    class SwapsItsGradient(Square):  # right under .sum() (all upstream ones), wrong otherwise
+        @staticmethod
+        def backward(ctx, grad):
+            return 2 * ctx.saved[0] * grad[::-1]
+    x = np.array([1.0, 2.0])
+    assert gradcheck(lambda x: _apply(SwapsItsGradient, x).sum(), leaf(x))
+    with pytest.raises(GradcheckError):
+        gradcheck(lambda x: _apply(SwapsItsGradient, x), leaf(x))

@@ -62,7 +62,7 @@ def test_bias_false_means_no_bias_parameter():
 
 @pytest.mark.parametrize("layer, x, message", [
     (nn.Linear(5, 3), np.zeros((2, 4)), "linear: input of shape (2, 4) does not fit weight of shape (3, 5)"),
-    (nn.Conv2d(3, 4, 3), np.zeros((2, 1, 8, 8)), "input has 1 channels but the weight expects 3"),
+    (nn.Conv2d(3, 4, 3), np.zeros((2, 1, 8, 8)), "input (2, 1, 8, 8) has 1 channels, but the weight (4, 3, 3, 3) expects 3"),
 ])
 def test_wrong_input_size_is_a_clear_error(layer, x, message):
     with pytest.raises(ValueError, match=re.escape(message)):

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
-from tinygrad_cnn import Tensor, functional as F, gradcheck, no_grad
+from tinygrad_cnn import Tensor, functional as F, gradcheck, gradgradcheck, no_grad
 
 rng = np.random.default_rng(20240601)
 
@@ -311,6 +311,14 @@ def check_grad(fn, *arrays):
 @pytest.mark.parametrize("fn, ref, arrays", CASES)
 def test_gradcheck(fn, ref, arrays):
     check_grad(fn, *arrays)
+
+
+@pytest.mark.parametrize("fn, ref, arrays", CASES)
+def test_gradgradcheck(fn, ref, arrays):
+    """Second derivatives: autograd differentiating its own backward (create_graph=True) against
+    finite differences of the first derivative, with a random upstream gradient."""
+    inputs = [Tensor(np.asarray(a, np.float64), requires_grad=True) for a in arrays]
+    assert gradgradcheck(fn, *inputs)
 
 
 @pytest.mark.parametrize("fn, ref, arrays", [c for c in CASES if c.values[1] is not None])

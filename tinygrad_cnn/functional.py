@@ -4,8 +4,10 @@ Inputs may be Tensors or numpy arrays (taken as constants).
 """
 import numpy as np
 
-from . import ops
-from .tensor import Tensor, _apply, _lift, class_indices
+from .tensor import Tensor
+from .ops.linalg import linear  # noqa: F401
+from .ops.loss import nll_loss  # noqa: F401
+from .ops import conv, loss, shape
 
 
 def _t(x):
@@ -17,39 +19,36 @@ def sigmoid(x): return _t(x).sigmoid()
 def tanh(x): return _t(x).tanh()
 def exp(x): return _t(x).exp()
 def log(x): return _t(x).log()
-def softmax(x, axis=-1): return _t(x).softmax(axis)
-def log_softmax(x, axis=-1): return _t(x).log_softmax(axis)
+def softmax(x, dim=None, *, axis=None): return loss.softmax(_t(x), dim, axis=axis)
+def log_softmax(x, dim=None, *, axis=None): return loss.log_softmax(_t(x), dim, axis=axis)
 def matmul(x, y): return _t(x) @ y
-def flatten(x, start_dim=0, end_dim=-1): return _t(x).flatten(start_dim, end_dim)
+def flatten(x, start_dim=0, end_dim=-1): return shape.flatten(_t(x), start_dim, end_dim)
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0):
-    return _t(x).conv2d(weight, bias, stride, padding)
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return conv.conv2d(_t(x), weight, bias, stride, padding, dilation, groups)
 
 
-def max_pool2d(x, kernel_size=2, stride=None):
-    return _t(x).max_pool2d(kernel_size, stride)
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    return conv.conv_transpose2d(_t(x), weight, bias, stride, padding, output_padding, groups, dilation)
 
 
-def linear(x, weight, bias=None):
-    """x @ weight.T + bias, with weight shaped (out_features, in_features) as in PyTorch."""
-    x = _t(x)
-    return _apply(ops.Linear, x, *[_lift(p, x) for p in (weight, bias) if p is not None])
+def max_pool2d(x, kernel_size=2, stride=None, padding=0):
+    return conv.max_pool2d(_t(x), kernel_size, stride, padding)
+
+
+def avg_pool2d(x, kernel_size=2, stride=None, padding=0, count_include_pad=True):
+    return conv.avg_pool2d(_t(x), kernel_size, stride, padding, count_include_pad)
+
+
+def adaptive_avg_pool2d(x, output_size):
+    return conv.adaptive_avg_pool2d(_t(x), output_size)
 
 
 def cross_entropy(logits, labels):
     """Mean over the batch of -log softmax(logits)[i, labels[i]]: the stable way to write
     -log(softmax(logits))[labels], which is -inf once a probability underflows to 0."""
     return _t(logits).cross_entropy(labels)
-
-
-def nll_loss(log_probs, labels):
-    """Mean of -log_probs[i, labels[i]] (pair with log_softmax)."""
-    log_probs = _t(log_probs)
-    if log_probs.ndim != 2:
-        raise ValueError(f"nll_loss: expected log-probabilities of shape (N, classes), got {log_probs.shape}")
-    labels = ops.check_labels("nll_loss", class_indices(labels), log_probs.shape)
-    return -log_probs[np.arange(len(labels)), labels].mean()
 
 
 def dropout(x, p=0.5, training=True):
