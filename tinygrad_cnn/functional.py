@@ -1,54 +1,36 @@
 """Functional forms of the Tensor ops, PyTorch style: `F.conv2d(x, w)` is `x.conv2d(w)`.
 
-Inputs may be Tensors or numpy arrays (taken as constants).
+Every Tensor method that an op family registers (tensor.register) is here too, taking the tensor
+as its first argument; numpy arrays and numbers are taken as constants. Functions that are not
+methods (losses, cat, stack, where, dropout) are defined in their op family and listed below.
 """
+import functools
+
 import numpy as np
 
-from .tensor import Tensor
+from .tensor import REGISTRY, Tensor
+from .ops.elementwise import where  # noqa: F401
 from .ops.linalg import linear  # noqa: F401
 from .ops.loss import nll_loss  # noqa: F401
-from .ops import conv, loss, shape
+from .ops.shape import cat, stack  # noqa: F401
 
 
 def _t(x):
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-def relu(x): return _t(x).relu()
-def sigmoid(x): return _t(x).sigmoid()
-def tanh(x): return _t(x).tanh()
-def exp(x): return _t(x).exp()
-def log(x): return _t(x).log()
-def softmax(x, dim=None, *, axis=None): return loss.softmax(_t(x), dim, axis=axis)
-def log_softmax(x, dim=None, *, axis=None): return loss.log_softmax(_t(x), dim, axis=axis)
-def matmul(x, y): return _t(x) @ y
-def flatten(x, start_dim=0, end_dim=-1): return shape.flatten(_t(x), start_dim, end_dim)
+def _functional(method):
+    @functools.wraps(method)
+    def function(x, *args, **kwargs):
+        return method(_t(x), *args, **kwargs)
+    return function
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    return conv.conv2d(_t(x), weight, bias, stride, padding, dilation, groups)
-
-
-def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-    return conv.conv_transpose2d(_t(x), weight, bias, stride, padding, output_padding, groups, dilation)
-
-
-def max_pool2d(x, kernel_size=2, stride=None, padding=0):
-    return conv.max_pool2d(_t(x), kernel_size, stride, padding)
-
-
-def avg_pool2d(x, kernel_size=2, stride=None, padding=0, count_include_pad=True):
-    return conv.avg_pool2d(_t(x), kernel_size, stride, padding, count_include_pad)
-
-
-def adaptive_avg_pool2d(x, output_size):
-    return conv.adaptive_avg_pool2d(_t(x), output_size)
-
-
-def cross_entropy(logits, labels):
-    """Mean over the batch of -log softmax(logits)[i, labels[i]]: the stable way to write
-    -log(softmax(logits))[labels], which is -inf once a probability underflows to 0."""
-    return _t(logits).cross_entropy(labels)
+_NOT_FUNCTIONS = {"bool", "float", "int", "double", "half", "long", "type", "dim", "size", "numel", "nelement", "to"}
+for _name, _method in list(REGISTRY.items()):
+    if not _name.startswith("_") and _name not in globals() and _name not in _NOT_FUNCTIONS \
+            and callable(_method) and not isinstance(_method, (classmethod, property)):
+        globals()[_name] = _functional(_method)
 
 
 def dropout(x, p=0.5, training=True):

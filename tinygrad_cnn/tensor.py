@@ -601,11 +601,15 @@ def _leading_to(roots, inputs):
     return leads, targets
 
 
+REGISTRY = {}  # Tensor method name -> function, for functional.py and the docs
+
+
 def register(*names):
     """Decorator: make a function a Tensor method under each of `names` (default: its own name).
     The op families in ops/ define the Tensor API this way, beside each op's forward and backward."""
     def attach(fn):
         for name in names or (fn.__name__,):
             setattr(Tensor, name, fn)
+            REGISTRY[name] = fn
         return fn
     return attach
