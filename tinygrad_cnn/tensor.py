@@ -96,7 +96,7 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         for a in args:
-            if type(a) is Tensor:
+            if isinstance(a, Tensor):
                 break
         else:
             return cls.forward(cls(), *args, **kwargs)
@@ -119,7 +119,7 @@ def once_differentiable(backward):
     def wrapped(ctx, grad):
         if type(grad) is not Tensor:
             return backward(ctx, grad)
-        ctx.saved = tuple(s._data if type(s) is Tensor else s for s in ctx.saved)
+        ctx.saved = tuple(s._data if isinstance(s, Tensor) else s for s in ctx.saved)
         with no_grad():
             grads = backward(ctx, grad._data)
         single = type(grads) is not tuple
@@ -426,11 +426,11 @@ def _seed(t, grad, create_graph, name):
             raise RuntimeError(f"{name}: grad can be implied only for a scalar output, but this tensor has "
                                f"shape {t.shape}; pass backward(grad=...) with an array of that shape")
         grad = np.ones_like(t._data)
-    elif type(grad) is not Tensor or not create_graph:
-        grad = np.asarray(grad._data if type(grad) is Tensor else grad, dtype=t.dtype)
+    elif not isinstance(grad, Tensor) or not create_graph:
+        grad = np.asarray(grad._data if isinstance(grad, Tensor) else grad, dtype=t.dtype)
     if grad.shape != t.shape:
         raise ValueError(f"{name}: grad has shape {grad.shape}, but the tensor has shape {t.shape}")
-    return _constant(grad) if create_graph and type(grad) is not Tensor else grad
+    return _constant(grad) if create_graph and not isinstance(grad, Tensor) else grad
 
 
 def _backprop(roots, seeds, retain_graph, create_graph, inputs=None, name="backward"):
@@ -568,7 +568,7 @@ def _differentiable_backward(ctx, out, grad):
     tensors, anything else as constants, and its operations record on the tape."""
     arrays = ctx.saved
     by_id = {id(out._data): out}
-    by_id.update((id(p._data), p) for p in ctx.parents if type(p) is Tensor)
+    by_id.update((id(p._data), p) for p in ctx.parents if isinstance(p, Tensor))
     ctx.saved = tuple(s if type(s) is not np.ndarray else by_id[id(s)] if id(s) in by_id else _constant(s)
                       for s in arrays)
     try:
@@ -592,7 +592,7 @@ def _leading_to(roots, inputs):
         if id(t) not in state:
             state[id(t)] = True
             if t._ctx is not None and t._ctx.parents is not None:
-                stack.extend(p for p in t._ctx.parents if type(p) is Tensor and id(p) not in state)
+                stack.extend(p for p in t._ctx.parents if isinstance(p, Tensor) and id(p) not in state)
             continue
         stack.pop()
         if t in targets or t._ctx is not None and t._ctx.parents is not None and \

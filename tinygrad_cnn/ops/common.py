@@ -7,7 +7,7 @@ from ..tensor import Tensor
 
 def value(x):
     """The numpy values of a Tensor or array: for masks and indices, whose derivative is zero."""
-    return x._data if type(x) is Tensor else x
+    return x._data if isinstance(x, Tensor) else x
 
 
 def unbroadcast(grad, shape):
