@@ -7,4 +7,8 @@ from . import autograd, functional, nn, optim
 
 __all__ = ["Tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "gradcheck",
            "gradgradcheck", "GradcheckError", "autograd", "functional", "nn", "optim"]
+from . import viz  # noqa: E402  (tape tools: graph pictures, profile, anomaly mode)
+from .profiler import profile  # noqa: E402
+from .anomaly import detect_anomaly, AnomalyError  # noqa: E402
+__all__ += ["viz", "profile", "detect_anomaly", "AnomalyError"]
 __version__ = "0.1.0"

@@ -20,12 +20,10 @@ def unbroadcast(grad, shape):
 
 
 def all_finite(a, b=None):
-    """Whether arrays a (and b, of a's size) hold no inf or NaN, in one dot product: cheaper
-    than np.isfinite(a).all(), and any inf or NaN makes it non-finite, whichever elements it
-    pairs. If it overflows (a sum of products beyond the float range) the answer is a harmless
-    False, with numpy's warning."""
-    flat = a.ravel(order="K")  # in memory order: no copy for any contiguous layout
-    return bool(np.isfinite(np.dot(flat, flat if b is None else b.ravel(order="K"))))
+    """Whether arrays a (and b) hold no inf or NaN. (A dot product would be cheaper on an idle
+    machine, but it warns on inf * 0 and runs on every BLAS thread, which a busy machine makes
+    slow: measured 18x slower than this under load.)"""
+    return bool(np.isfinite(a).all()) and (b is None or bool(np.isfinite(b).all()))
 
 
 def keep(grad, mask):
