@@ -268,6 +268,120 @@ def test_failure_midway_leaves_nothing(tmp_path, monkeypatch, cache, exc):
     assert files_in(cache) == []
 
 
+# --- other layouts, unreadable places, and the cache repairing itself ---------
+
+LAYOUTS = {  # how a user may have the files: name on disk given the standard name, and compressed or not
+    "gunzipped": (lambda n: n, False),
+    "kaggle names": (lambda n: n.replace("-idx", ".idx"), False),
+    "gunzipped by a browser, .gz kept": (lambda n: f"{n}.gz", False),
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_uncompressed_idx_files_are_read(tmp_path, layout):
+    rename, compressed = LAYOUTS[layout]
+    raw = write_split(tmp_path / "gz")
+    d = tmp_path / "d"
+    d.mkdir()
+    for name, data in raw.items():
+        (d / rename(name)).write_bytes(gzip.compress(data) if compressed else data)
+    images, labels = load_mnist("train", data_dir=d)
+    np.testing.assert_array_equal(images, tiny_images())
+    assert labels.tolist() == [3, 0, 9, 1, 7]
+
+
+def test_gz_and_gunzipped_files_mix(tmp_path):
+    raw = write_split(tmp_path)
+    (tmp_path / f"{TRAIN_LBL}.gz").unlink()
+    (tmp_path / TRAIN_LBL).write_bytes(raw[TRAIN_LBL])
+    assert load_mnist("train", data_dir=tmp_path)[1].tolist() == [3, 0, 9, 1, 7]
+
+
+def test_missing_file_says_what_the_directory_holds(tmp_path):
+    write_split(tmp_path)
+    (tmp_path / f"{TRAIN_LBL}.gz").unlink()
+    (tmp_path / "mnist.npz").write_bytes(b"")
+    with pytest.raises(MNISTNotFoundError) as err:
+        load_mnist("train", data_dir=tmp_path)
+    msg = str(err.value)
+    assert f"missing: {TRAIN_LBL}.gz (or the same without .gz)" in msg
+    assert f"found there: mnist.npz, {TRAIN_IMG}.gz" in msg
+    assert err.value.missing == [TRAIN_LBL] and err.value.found == ["mnist.npz", f"{TRAIN_IMG}.gz"]
+    assert err.value.source == "data_dir" and err.value.directory == tmp_path
+
+
+def test_empty_directory_and_a_file_instead_of_a_directory(tmp_path):
+    with pytest.raises(MNISTNotFoundError, match="the directory is empty"):
+        load_mnist("test", data_dir=tmp_path)
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    with pytest.raises(MNISTNotFoundError, match="which is not a directory") as err:
+        load_mnist("test", data_dir=not_a_dir)
+    assert err.value.found is None
+
+
+def test_unreadable_directory_and_file_are_os_errors_naming_them(tmp_path, monkeypatch):
+    # Not MNISTErrors: nothing is wrong with the data, and a cached copy must not be deleted for it.
+    # Permissions cannot be tested as root (CI is root), so the refusals are made by hand.
+    write_split(tmp_path)
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+    for method in ("is_file", "read_bytes"):
+        with monkeypatch.context() as m:
+            m.setattr(Path, method, refuse)
+            with pytest.raises(PermissionError) as err:
+                load_mnist("train", data_dir=tmp_path)
+            assert err.value.filename == str(tmp_path / f"{TRAIN_IMG}.gz")
+
+
+def test_corrupt_file_in_a_user_directory_is_left_alone(tmp_path):
+    write_split(tmp_path)
+    bad = tmp_path / f"{TRAIN_IMG}.gz"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(MNISTError, match=str(bad)):
+        load_mnist("train", data_dir=tmp_path)
+    assert bad.read_bytes() == b"garbage"
+
+
+def test_corrupt_file_in_the_cache_is_downloaded_again(tmp_path, monkeypatch, cache):
+    raw = write_split(tmp_path / "expected")
+    monkeypatch.setattr(datasets, "MIRRORS", _serve(tmp_path, monkeypatch, raw))
+    write_split(cache)
+    (cache / f"{TRAIN_IMG}.gz").write_bytes(gzip.compress(raw[TRAIN_IMG][:-100]))  # truncated
+    images, labels = load_mnist("train")
+    np.testing.assert_array_equal(images, tiny_images())
+    assert gzip.decompress((cache / f"{TRAIN_IMG}.gz").read_bytes()) == raw[TRAIN_IMG]
+    assert files_in(cache) == sorted(f"{n}.gz" for n in FILES["train"])
+
+
+def test_corrupt_file_in_the_cache_offline_says_what_happened(tmp_path, monkeypatch, cache):
+    def offline(url):
+        raise urllib.error.URLError("network is unreachable")
+    monkeypatch.setattr(datasets, "_open_url", offline)
+    write_split(cache)
+    bad = cache / f"{TRAIN_LBL}.gz"
+    bad.write_bytes(b"not gzip")
+    with pytest.raises(MNISTNotFoundError) as err:
+        load_mnist("train")
+    msg = str(err.value)
+    assert f"deleted the corrupt cached copy {bad}: not a readable gzip file" in msg
+    assert "network is unreachable" in msg
+    assert not bad.exists()
+
+
+def test_undeletable_corrupt_cache_file_says_which_file_to_delete(monkeypatch, cache):
+    write_split(cache)
+    bad = cache / f"{TRAIN_IMG}.gz"
+    bad.write_bytes(b"not gzip")
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+    monkeypatch.setattr(Path, "unlink", refuse)
+    with pytest.raises(MNISTError, match=f"; delete {bad} to have it downloaded again"):
+        load_mnist("train")
+
+
 # --- the real data set (only when MNIST_DIR points at it) --------------------
 
 def _real_dir():

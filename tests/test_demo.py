@@ -49,8 +49,12 @@ def tiny_mnist(tmp_path):
 def test_help_documents_every_flag():
     out = subprocess.run([sys.executable, str(DEMO), "--help"], capture_output=True, text=True, check=True).stdout
     for flag in ["--model", "--train-size", "--test-size", "--epochs", "--lr", "--batch-size", "--seed",
-                 "--save", "--load", "--plot", "--data-dir"]:
+                 "--save", "--load", "--plot", "--report", "--data-dir", "--momentum", "--optimizer", "--log-every"]:
         assert flag in out
+    out = " ".join(out.split())
+    assert "0 with --load evaluates saved weights without training" in out
+    assert "--epochs 0 --load deep.npz # evaluate saved weights only" in out
+    assert "gzipped or not" in out  # --data-dir
 
 
 def test_tutorial_run_on_real_mnist_prints_its_lines_and_reaches_70_percent(capsys):
