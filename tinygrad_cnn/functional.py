@@ -12,7 +12,7 @@ from .tensor import REGISTRY, Tensor
 from .ops.elementwise import where  # noqa: F401
 from .ops.linalg import linear  # noqa: F401
 from .ops.loss import nll_loss  # noqa: F401
-from .ops.shape import cat, stack  # noqa: F401
+from .ops.shape import cat, pad, stack  # noqa: F401
 
 
 def _t(x):

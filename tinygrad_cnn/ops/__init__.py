@@ -12,3 +12,4 @@ from .shape import Reshape, Permute, BroadcastTo, GetItem, IndexAdd  # noqa: F40
 from .linalg import MatMul, Linear  # noqa: F401
 from .conv import Conv2d, ConvTranspose, ConvWeight, MaxPool2d, PoolScatter, PoolGather  # noqa: F401
 from .loss import Softmax, LogSoftmax, CrossEntropy  # noqa: F401
+from .reduce import Cumsum  # noqa: F401

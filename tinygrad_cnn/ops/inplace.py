@@ -33,7 +33,12 @@ class SetItem(Function):
     def backward(ctx, grad):
         mask = value(ctx.saved[0])
         dx = Where.apply(mask, 0, grad) if ctx.needs_input_grad[0] else None
-        dv = unbroadcast(GetItem.apply(grad, index=ctx.index), ctx.v_shape) if ctx.needs_input_grad[1] else None
+        dv = None
+        if ctx.needs_input_grad[1]:
+            dv = GetItem.apply(grad, index=ctx.index)
+            if dv.ndim < len(ctx.v_shape):  # numpy dropped v's leading 1s when it wrote v in
+                dv = dv.reshape((1,) * (len(ctx.v_shape) - dv.ndim) + dv.shape)
+            dv = unbroadcast(dv, ctx.v_shape)
         return dx, dv
 
 
