@@ -10,12 +10,15 @@ generic backward pass, not from hand-written layers.
   python demos/mnist_cnn.py --model deep --save deep.npz           # a deeper CNN, >= 99% test accuracy
   python demos/mnist_cnn.py --model deep --epochs 0 --load deep.npz  # evaluate saved weights only
   python demos/mnist_cnn.py --plot curves.png --report report/     # pictures of the run
+  python demos/mnist_cnn.py --graph step.svg --profile             # the tape: one step's graph, a per-op profile
+  python demos/mnist_cnn.py --detect-anomaly --lr 1e6              # the first NaN or inf, named with its line
 
 A mistake in the flags or files ends in a message naming the flag or file, never a traceback;
 exit status 2 for a bad flag, 1 for a file or data problem, 130 for Ctrl-C.
 """
 import argparse
 import base64
+import contextlib
 import html
 import math
 import os
@@ -34,7 +37,7 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tinygrad_cnn import Tensor, nn, no_grad, optim
+from tinygrad_cnn import AnomalyError, Tensor, detect_anomaly, nn, no_grad, optim, profile, viz
 from tinygrad_cnn.datasets import FILES, MNISTError, MNISTNotFoundError, load_mnist
 from tinygrad_cnn.progress import progress
 
@@ -142,7 +145,20 @@ def parse_args(argv=None):
     p.add_argument("--report", metavar="DIR",
                    help="write DIR/report.html: curves, first-layer filters, confusion matrix and misclassified "
                         "test digits in one self-contained page (no extra packages needed)")
+    p.add_argument("--graph", metavar="FILE",
+                   help="draw the graph of the first training step: .dot (Graphviz text, needs nothing), or .svg, "
+                        ".png, .pdf (need Graphviz's `dot` program)")
+    p.add_argument("--profile", action="store_true",
+                   help="print a per-op table of the training: calls, forward and backward time, bytes saved, "
+                        "gradient norm, share of zero gradients")
+    p.add_argument("--profile-trace", metavar="FILE",
+                   help="with --profile, also write a trace (.json) for chrome://tracing or ui.perfetto.dev")
+    p.add_argument("--detect-anomaly", action="store_true",
+                   help="check every op's result, forward and backward; stop at the first NaN or inf, naming the "
+                        "op and the line that created it (slower)")
     args = p.parse_args(argv)
+    if args.profile_trace and not args.profile:
+        p.error("argument --profile-trace: needs --profile")
     optimizer = args.optimizer or DEFAULTS[args.model]["optimizer"]
     if args.momentum is not None and optimizer != "sgd":
         p.error(f"argument --momentum: applies to --optimizer sgd only, and this run uses {optimizer}; "
@@ -156,7 +172,7 @@ def parse_args(argv=None):
 
 # --- checks made before any data is read or any step is taken -----------------------------------
 
-FILE_OUTPUTS = ("save", "plot")  # the flags that write one file, all checked here (--report writes a directory)
+FILE_OUTPUTS = ("save", "plot", "graph", "profile_trace")  # the flags that write one file (--report: a directory)
 
 
 def check_outputs(args):
@@ -180,10 +196,18 @@ def check_outputs(args):
             kind = f"{suffix} files" if suffix else "a name without an extension"
             raise UserError(f"--plot {args.plot}: matplotlib cannot write {kind}; end the name in one of "
                             f"{', '.join('.' + f for f in sorted(formats))}")
+    if args.graph:
+        try:
+            viz.check_output(args.graph)
+        except (ValueError, viz.GraphvizNotFoundError) as e:
+            raise UserError(f"--graph {args.graph}: {str(e).removeprefix('save: ').removeprefix('viz: ')}") from None
+    if args.profile_trace and Path(args.profile_trace).suffix != ".json":
+        raise UserError(f"--profile-trace {args.profile_trace}: a trace is JSON; name the file "
+                        f"{Path(args.profile_trace).stem}.json")
     for flag in FILE_OUTPUTS:
         path = getattr(args, flag, None)
         if path:
-            check_writable(f"--{flag} {path}", Path(path).absolute().parent)
+            check_writable(f"--{flag.replace('_', '-')} {path}", Path(path).absolute().parent)
     if args.report:
         report = Path(args.report).absolute()
         if report.exists() and not report.is_dir():
@@ -359,12 +383,18 @@ class Curves:
         return self.epochs[-1] if self.epochs else 0
 
 
-def train_step(model, opt, x, y):
-    logits = model(Tensor(x))
-    loss = logits.cross_entropy(y)
+def train_step(model, opt, x, y, graph_path=None):
+    with viz.record_modules() if graph_path else contextlib.nullcontext() as modules:
+        logits = model(Tensor(x))
+        loss = logits.cross_entropy(y)
+    if graph_path:  # captured before backward() releases the tape; the backward fills in gradient norms
+        graph = viz.draw(loss, params=model, modules=modules)
     opt.zero_grad()
     loss.backward()
     opt.step()
+    if graph_path:
+        graph.save(graph_path)
+        print(f"Saved the graph of the first training step to {graph_path}")
     return loss.item(), logits.data
 
 
@@ -377,7 +407,8 @@ def train_epoch(model, opt, images, labels, args, curves):
     with progress(len(images), "train", unit="img") as bar:
         for step in range(steps):
             x, y = images[step * bs:(step + 1) * bs], labels[step * bs:(step + 1) * bs]
-            loss, logits = train_step(model, opt, x, y)
+            first = args.graph if curves.step + step == 0 else None
+            loss, logits = train_step(model, opt, x, y, graph_path=first)
             loss_sum += loss * len(y)
             correct += int((logits.argmax(axis=1) == y).sum())
             seen += len(y)
@@ -622,6 +653,7 @@ def main(argv=None):
         load_weights(model, args)
     train = read_split("train", args) if args.epochs else None  # evaluating needs no training images
     test = read_split("test", args)
+    train_images = train_labels = None
     if train:
         train_images, train_labels = take(*train, "train", args, "train_size")
         if args.batch_size > args.train_size:
@@ -636,13 +668,21 @@ def main(argv=None):
         opt = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
     print("MNIST CNN initialized!")
 
+    with detect_anomaly() if args.detect_anomaly else contextlib.nullcontext():
+        return run(args, model, opt, train_images, train_labels, test_images, test_labels)
+
+
+def run(args, model, opt, train_images, train_labels, test_images, test_labels):
+    """Train, test, and write what the flags ask for; returns (test loss, test accuracy)."""
     curves, train_time = Curves(), 0.0
+    prof = profile() if args.profile else contextlib.nullcontext()
     for epoch in range(args.epochs):
         if epoch == args.epochs - 1 and epoch > 0:
             opt.lr = args.lr * args.final_lr_factor
         print(f"--- Epoch {epoch + 1} ---")
         start = time.perf_counter()
-        train_epoch(model, opt, train_images, train_labels, args, curves)
+        with prof:
+            train_epoch(model, opt, train_images, train_labels, args, curves)
         train_time += time.perf_counter() - start
         if (args.plot or args.report) and epoch < args.epochs - 1:  # the last epoch's is the test below
             curves.test.append((curves.step, evaluate(model, test_images, test_labels)[1]))
@@ -659,6 +699,11 @@ def main(argv=None):
         print(f"\nNo training (--epochs 0): evaluated "
               f"{f'the weights from {args.load}' if args.load else f'an untrained --model {args.model}'}")
 
+    if args.profile:
+        print(f"\nProfile of the training (--profile):\n{prof.table()}")
+        if args.profile_trace:
+            prof.export_chrome_trace(args.profile_trace)
+            print(f"Saved the trace to {args.profile_trace} (open it in chrome://tracing or ui.perfetto.dev)")
     if args.save:
         nn.save(model, args.save)
         print(f"Saved weights to {args.save}")
@@ -677,6 +722,9 @@ def cli(argv=None):
         main(argv)
     except UserError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    except AnomalyError as e:  # --detect-anomaly found the first NaN or inf
+        print(f"{PROG}: --detect-anomaly stopped the run: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted (Ctrl-C); nothing more was written", file=sys.stderr)
