@@ -17,8 +17,12 @@ import numpy as np
 
 from ..tensor import Function, Tensor, _apply, _constant, _lift, register
 from .common import all_finite, check_same_dtype, pair, value
+from .shape import IndexAdd
 
 Geometry = namedtuple("Geometry", "n c h w o kh kw sh sw pt pb pl pr dh dw groups oh ow")
+# A pool's: also the padded input's shape (None without padding), whether windows overlap, and
+# whether they tile the padded input exactly (worked out once, not at every backward)
+PoolGeometry = namedtuple("PoolGeometry", Geometry._fields + ("padded_shape", "overlap", "tiled"))
 
 
 def _hashable(v):
@@ -47,7 +51,7 @@ def _conv_geometry(name, x_shape, w_shape, stride, padding, dilation, groups):
     if len(x_shape) != 4 or len(w_shape) != 4:
         raise ValueError(f"{name}: expected a 4-D NCHW input and a 4-D (out, in/groups, kh, kw) weight, "
                          f"got input {x_shape} and weight {w_shape}")
-    if not isinstance(groups, (int, np.integer)) or groups < 1:
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
         raise ValueError(f"{name}: groups must be an int >= 1, got {groups!r}")
     n, c, h, w = x_shape
     o, cg, kh, kw = w_shape
@@ -166,6 +170,7 @@ class Conv2d(Function):
         cols = im2col(x, geometry)
         out, flat = conv_forward(x, w, geometry, cols)
         if bias:
+            check_same_dtype("conv2d", x, bias[0])  # else += would silently round a float64 bias
             flat += bias[0][:, None]
         ctx.save_for_backward(x, w, cols)  # cols: for the first-order weight gradient only
         ctx.geometry = geometry
@@ -182,7 +187,7 @@ class Conv2d(Function):
             db = rows.sum(axis=1) if len(needs) == 3 and needs[2] else None
         else:  # create_graph: as ops with backwards of their own
             dx = ConvTranspose.apply(grad, w, geometry=g) if needs[0] else None
-            dw = ConvWeight.apply(x, grad, geometry=g) if needs[1] else None
+            dw = ConvWeight.apply(x, grad, geometry=g, cols=value(cols)) if needs[1] else None
             db = grad.sum(axis=(0, 2, 3)) if len(needs) == 3 and needs[2] else None
         return (dx, dw) if len(needs) == 2 else (dx, dw, db)
 
@@ -209,10 +214,10 @@ class ConvWeight(Function):
     """The gradient of a convolution with respect to its weight."""
 
     @staticmethod
-    def forward(ctx, x, grad, geometry):
+    def forward(ctx, x, grad, geometry, cols=None):
         ctx.save_for_backward(x, grad)
         ctx.geometry = geometry
-        return conv_weight_grad(as_rows(grad), im2col(x, geometry), geometry)
+        return conv_weight_grad(as_rows(grad), im2col(x, geometry) if cols is None else cols, geometry)
 
     @staticmethod
     def backward(ctx, gw):
@@ -239,70 +244,115 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 @register()
 def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """The adjoint of conv2d (a "deconvolution"), as torch.nn.functional.conv_transpose2d: weight
-    is (in, out/groups, kh, kw)."""
+    is (in, out/groups, kh, kw), and each input pixel adds the kernel, scaled by it, into the output."""
+    name = "conv_transpose2d"
     weight = _lift(weight, x)
-    if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[0]:
-        raise ValueError(f"conv_transpose2d: expected a 4-D NCHW input whose channels equal the weight's first "
-                         f"dimension, got input {x.shape} and weight {weight.shape}")
-    (sh, sw), (ph, pw), (dh, dw) = (pair("conv_transpose2d", v, what) for v, what in
-                                    [(stride, "stride"), (padding, "padding"), (dilation, "dilation")])
-    oph, opw = pair("conv_transpose2d", output_padding, "output_padding")
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ValueError(f"{name}: expected a 4-D NCHW input and a 4-D (in, out/groups, kh, kw) weight, "
+                         f"got input {x.shape} and weight {weight.shape}")
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"{name}: groups must be an int >= 1, got {groups!r}")
+    if x.shape[1] != weight.shape[0]:
+        raise ValueError(f"{name}: input {x.shape} has {x.shape[1]} channels, but the weight {weight.shape} "
+                         f"expects {weight.shape[0]} (its first dimension)")
+    if x.shape[1] % groups:
+        raise ValueError(f"{name}: the input's {x.shape[1]} channels are not divisible by groups={groups} "
+                         f"(input {x.shape}, weight {weight.shape})")
+    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = (pair(name, v, what) for v, what in [
+        (stride, "stride"), (padding, "padding"), (output_padding, "output_padding"), (dilation, "dilation")])
+    if min(sh, sw, dh, dw) < 1 or min(ph, pw) < 0:
+        raise ValueError(f"{name}: stride and dilation must be >= 1 and padding >= 0, got stride={stride!r}, "
+                         f"padding={padding!r}, dilation={dilation!r}")
     if not (0 <= oph < max(sh, dh) and 0 <= opw < max(sw, dw)):
-        raise ValueError(f"conv_transpose2d: output_padding must be smaller than stride or dilation, "
-                         f"got {output_padding!r}")
+        raise ValueError(f"{name}: output_padding must be >= 0 and smaller than the stride or the dilation, got "
+                         f"output_padding={output_padding!r} with stride={stride!r}, dilation={dilation!r}")
+    n, _, hin, win = x.shape
     kh, kw = weight.shape[2:]
-    h = (x.shape[2] - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
-    w = (x.shape[3] - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
+    h = (hin - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
+    w = (win - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
     if h < 1 or w < 1:
-        raise ValueError(f"conv_transpose2d: the output size {(h, w)} is not positive (input {x.shape}, "
-                         f"weight {weight.shape}, stride {stride}, padding {padding})")
-    cout = weight.shape[1] * groups
-    g = conv_geometry("conv_transpose2d", (x.shape[0], cout, h, w), weight.shape, stride, padding, dilation, groups)
+        raise ValueError(f"{name}: the output size {(h, w)} is not positive (input {x.shape}, weight {weight.shape}, "
+                         f"stride={stride!r}, padding={padding!r})")
+    if bias is not None:
+        bias = _lift(bias, x)
+        if bias.shape != (weight.shape[1] * groups,):
+            raise ValueError(f"{name}: bias must have shape ({weight.shape[1] * groups},), got {bias.shape}")
+        check_same_dtype(name, x, bias)
+    g = conv_geometry(name, (n, weight.shape[1] * groups, h, w), weight.shape, (sh, sw), (ph, pw), (dh, dw), groups)
+    if (g.oh, g.ow) != (hin, win):
+        # An output_padding of a stride or more (allowed when the dilation is larger) gives the
+        # convolution that this is the adjoint of more output rows than x has: zeros.
+        x = _apply(IndexAdd, x, shape=(n, x.shape[1], g.oh, g.ow), index=np.s_[:, :, :hin, :win])
     out = _apply(ConvTranspose, x, weight, geometry=g)
-    return out if bias is None else out + _lift(bias, x).reshape(1, -1, 1, 1)
+    return out if bias is None else out + bias.reshape(1, -1, 1, 1)
 
 
 # ---- max pooling -----------------------------------------------------------------------------
 
-def pool_geometry(name, x_shape, kernel_size, stride, padding):
-    return _cached(_pool_geometry, name, tuple(x_shape), kernel_size, stride, padding)
+def pool_geometry(name, x_shape, kernel_size, stride, padding, dilation=1, ceil_mode=False):
+    return _cached(_pool_geometry, name, tuple(x_shape), kernel_size, stride, padding, dilation, ceil_mode)
 
 
 @functools.lru_cache(maxsize=1024)
-def _pool_geometry(name, x_shape, kernel_size, stride, padding):
+def _pool_geometry(name, x_shape, kernel_size, stride, padding, dilation, ceil_mode):
     if len(x_shape) != 4:
         raise ValueError(f"{name}: expected a 4-D NCHW input, got shape {x_shape}")
     kh, kw = pair(name, kernel_size, "kernel_size")
     sh, sw = (kh, kw) if stride is None else pair(name, stride, "stride")
-    ph, pw = pair(name, padding, "padding")
-    if min(kh, kw, sh, sw) < 1 or min(ph, pw) < 0:
-        raise ValueError(f"{name}: kernel_size and stride must be >= 1 and padding >= 0, got kernel_size="
-                         f"{kernel_size!r}, stride={stride!r}, padding={padding!r}")
+    (ph, pw), (dh, dw) = pair(name, padding, "padding"), pair(name, dilation, "dilation")
+    if min(kh, kw, sh, sw, dh, dw) < 1 or min(ph, pw) < 0:
+        raise ValueError(f"{name}: kernel_size, stride and dilation must be >= 1 and padding >= 0, got kernel_size="
+                         f"{kernel_size!r}, stride={stride!r}, padding={padding!r}, dilation={dilation!r}")
     if ph > kh // 2 or pw > kw // 2:
         raise ValueError(f"{name}: padding {padding!r} must be at most half the kernel size {(kh, kw)} (as in PyTorch)")
     n, c, h, w = x_shape
-    if kh > h + 2 * ph or kw > w + 2 * pw:
-        raise ValueError(f"{name}: kernel {kh}x{kw} is larger than the input's padded spatial size "
+    (oh, pb), (ow, pr) = _pooled_size(h, kh, sh, ph, dh, ceil_mode), _pooled_size(w, kw, sw, pw, dw, ceil_mode)
+    if oh < 1 or ow < 1:
+        dilated = f" (dilation {(dh, dw)})" if (dh, dw) != (1, 1) else ""
+        raise ValueError(f"{name}: kernel {kh}x{kw}{dilated} is larger than the input's padded spatial size "
                          f"{(h + 2 * ph, w + 2 * pw)}")
-    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1  # odd edges are dropped: a floor
-    return Geometry(n, c, h, w, c, kh, kw, sh, sw, ph, ph, pw, pw, 1, 1, c, oh, ow)
+    padded_shape = (n, c, h + ph + pb, w + pw + pr) if ph or pb or pw or pr else None
+    overlap = (kh - 1) * dh >= sh or (kw - 1) * dw >= sw  # else each window ends before the next begins
+    tiled = not overlap and (sh, sw) == (kh, kw) and (oh * kh, ow * kw) == (h + ph + pb, w + pw + pr)
+    return PoolGeometry(n, c, h, w, c, kh, kw, sh, sw, ph, pb, pw, pr, dh, dw, c, oh, ow, padded_shape, overlap, tiled)
+
+
+def _pooled_size(size, k, s, p, d, ceil_mode):
+    """The number of windows along one axis, and the padding after the input that they need:
+    more than p when ceil_mode keeps a last window that runs past it."""
+    span = d * (k - 1) + 1
+    out = (size + 2 * p - span + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= size + p:  # the last window must start inside the input or the left padding
+        out -= 1
+    return out, max(p, (out - 1) * s + span - size - p)
 
 
 def _padded(x, g, fill):
-    if not (g.pt or g.pl):
+    """x inside a border of `fill` as wide as the pool's padding, in x's memory layout."""
+    if g.padded_shape is None:
         return x
-    out = np.full((g.n, g.c, g.h + g.pt + g.pb, g.w + g.pl + g.pr), fill, x.dtype)
+    out = np.full_like(x, fill, shape=g.padded_shape)
     out[:, :, g.pt:g.pt + g.h, g.pl:g.pl + g.w] = x
     return out
 
 
-def _winners(windows, out):
+def _inside(g, i, j):
+    """Whether element (i, j) of each window lies in the input rather than its padding: (OH, OW)."""
+    rows = i * g.dh + g.sh * np.arange(g.oh) - g.pt
+    cols = j * g.dw + g.sw * np.arange(g.ow) - g.pl
+    return ((rows >= 0) & (rows < g.h))[:, None] & ((cols >= 0) & (cols < g.w))
+
+
+def _winners(windows, out, g):
     """For each window, the position (index into windows) that takes its gradient: the first
-    maximum in row-major order, or, if the window holds a NaN, its last NaN (PyTorch's rules)."""
+    maximum in row-major order, or, if the window holds a NaN, its last NaN (PyTorch's rules).
+    Padding never takes it, even in a window of -infs: its first element inside does (as PyTorch)."""
     choice = np.zeros(out.shape, np.intp)
     found = np.zeros(out.shape, bool)
-    for k, window in enumerate(windows):
+    for k, (window, (i, j, _, _)) in enumerate(zip(windows, window_offsets(g))):
         first = (window == out) & ~found
+        if g.padded_shape:
+            first &= _inside(g, i, j)
         choice[first] = k
         found |= first
         choice[np.isnan(window)] = k
@@ -315,7 +365,7 @@ class MaxPool2d(Function):
     windows tie, so the two differ there. This one is the subgradient of the max.)
 
     Windows are walked by position, not by pixel: slice (i, j) of the input holds element (i, j)
-    of every window at once, for any kernel and stride."""
+    of every window at once, for any kernel, stride, dilation and padding (-inf)."""
 
     @staticmethod
     def forward(ctx, x, geometry):
@@ -336,24 +386,27 @@ class MaxPool2d(Function):
     def backward(ctx, grad):
         x, (windows, out) = ctx.saved
         g = ctx.geometry
-        if type(grad) is Tensor or g.pt or g.pl or not all_finite(grad, out):
-            # create_graph, padding, or an inf or NaN about: by the general op, which never
-            # multiplies an inf by 0 and routes a NaN window's gradient to its NaN
-            return PoolScatter.apply(grad, choice=_winners(windows, out), geometry=g)
+        if type(grad) is Tensor or not all_finite(grad, out):
+            # create_graph, or an inf or NaN about: by the general op, which never multiplies an
+            # inf by 0, and routes a NaN window's gradient to its NaN
+            return PoolScatter.apply(grad, choice=_winners(windows, out, g), geometry=g)
+        # Finite: each window's first maximum by a mask multiplied into dx. (Padding is -inf, so
+        # never a finite window's maximum.)
         x = value(x)
-        overlap = g.sh < g.kh or g.sw < g.kw
-        tiled = (g.sh, g.sw) == (g.kh, g.kw) and (g.oh * g.kh, g.ow * g.kw) == x.shape[2:]
-        dx = np.empty_like(x, dtype=grad.dtype) if tiled else np.zeros_like(x, dtype=grad.dtype)
+        if g.padded_shape is not None:
+            dx = np.zeros_like(x, dtype=grad.dtype, shape=g.padded_shape)
+        else:
+            dx = np.empty_like(x, dtype=grad.dtype) if g.tiled else np.zeros_like(x, dtype=grad.dtype)
         taken = np.zeros_like(out, bool)  # windows whose maximum has had its gradient
         for window, (_, _, hs, ws) in zip(windows, window_offsets(g)):
             first = window == out
             first &= ~taken
-            if overlap:
+            if g.overlap:
                 dx[:, :, hs, ws] += grad * first
             else:
                 np.multiply(grad, first, out=dx[:, :, hs, ws])
             taken |= first
-        return dx
+        return dx if g.padded_shape is None else dx[:, :, g.pt:g.pt + g.h, g.pl:g.pl + g.w]
 
 
 class PoolScatter(Function):
@@ -363,7 +416,7 @@ class PoolScatter(Function):
     def forward(ctx, grad, choice, geometry):
         g = ctx.geometry = geometry
         ctx.save_for_backward(choice)
-        dx = np.zeros((g.n, g.c, g.h + g.pt + g.pb, g.w + g.pl + g.pr), grad.dtype)
+        dx = np.zeros_like(grad, shape=g.padded_shape or (g.n, g.c, g.h, g.w))
         for k, (_, _, hs, ws) in enumerate(window_offsets(g)):
             dx[:, :, hs, ws] += np.where(choice == k, grad, 0)
         return dx[:, :, g.pt:g.pt + g.h, g.pl:g.pl + g.w]
@@ -392,34 +445,52 @@ class PoolGather(Function):
 
 
 @register()
-def max_pool2d(x, kernel_size=2, stride=None, padding=0):
-    """Max over each kernel_size window, as torch.nn.functional.max_pool2d (padding is -inf)."""
-    return _apply(MaxPool2d, x, geometry=pool_geometry("max_pool2d", x._data.shape, kernel_size, stride, padding))
+def max_pool2d(x, kernel_size=2, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Max over each kernel_size window, as torch.nn.functional.max_pool2d: padding is -inf,
+    dilation spreads a window's elements apart, and ceil_mode keeps a last, partial window
+    when it starts inside the input or its left padding."""
+    g = pool_geometry("max_pool2d", x._data.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    return _apply(MaxPool2d, x, geometry=g)
 
 
 # ---- average pooling, composed of convolutions and matrix products -------------------------------
 
+def _window_sizes(size, k, s, p, out, count_include_pad):
+    """How many elements each window along one axis averages, as PyTorch counts them: with
+    count_include_pad, the padding too (but not ceil_mode's part of a window past it)."""
+    start = s * np.arange(out) - p
+    end = np.minimum(start + k, size + p)
+    if not count_include_pad:
+        start, end = np.maximum(start, 0), np.minimum(end, size)
+    return end - start
+
+
 @register()
-def avg_pool2d(x, kernel_size=2, stride=None, padding=0, count_include_pad=True):
+def avg_pool2d(x, kernel_size=2, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
     """Mean over each window, as torch.nn.functional.avg_pool2d: a depthwise convolution with a
-    constant 1/(kh*kw) kernel, so its gradients of every order come from conv2d's."""
-    g = pool_geometry("avg_pool2d", x.shape, kernel_size, stride, padding)
+    constant 1/(kh*kw) kernel, so its gradients of every order come from conv2d's; windows that
+    average fewer elements (padding left out, ceil_mode's last ones) are scaled by a constant."""
+    g = pool_geometry("avg_pool2d", x.shape, kernel_size, stride, padding, 1, ceil_mode)
+    if divisor_override is not None and (not isinstance(divisor_override, (int, np.integer))
+                                         or isinstance(divisor_override, bool) or divisor_override == 0):
+        raise ValueError(f"avg_pool2d: divisor_override must be a nonzero int, got {divisor_override!r}")
     kernel = np.full((g.c, 1, g.kh, g.kw), 1 / (g.kh * g.kw), x.dtype)
-    out = conv2d(x, _constant(kernel), stride=(g.sh, g.sw), padding=(g.pt, g.pl), groups=g.c)
-    if count_include_pad or not (g.pt or g.pl):
-        return out
-    ones = np.ones((1, 1, g.h, g.w), x.dtype)
-    counts = conv2d(Tensor(ones), _constant(kernel[:1]), stride=(g.sh, g.sw), padding=(g.pt, g.pl))
-    return out / counts.detach()
+    out = _apply(Conv2d, x, _constant(kernel), geometry=g)
+    if divisor_override is not None:
+        scale = np.asarray(g.kh * g.kw / divisor_override)
+    else:
+        counts = np.outer(_window_sizes(g.h, g.kh, g.sh, g.pt, g.oh, count_include_pad),
+                          _window_sizes(g.w, g.kw, g.sw, g.pl, g.ow, count_include_pad))
+        scale = g.kh * g.kw / counts
+    return out if (scale == 1).all() else out * _constant(scale.astype(x.dtype))
 
 
 def _averaging_matrix(size, out_size, dtype):
     """Row i averages input positions floor(i*size/out) .. ceil((i+1)*size/out) - 1 (PyTorch's windows)."""
-    m = np.zeros((out_size, size), dtype)
-    for i in range(out_size):
-        start, end = (i * size) // out_size, -(-((i + 1) * size) // out_size)
-        m[i, start:end] = 1 / (end - start)
-    return m
+    i, j = np.arange(out_size)[:, None], np.arange(size)
+    start, end = i * size // out_size, -(-(i + 1) * size // out_size)
+    return (((j >= start) & (j < end)) / (end - start)).astype(dtype)
 
 
 @register()
@@ -428,10 +499,12 @@ def adaptive_avg_pool2d(x, output_size):
     (None in output_size keeps that dimension). Written as A_h @ x @ A_w.T."""
     if x.ndim != 4:
         raise ValueError(f"adaptive_avg_pool2d: expected a 4-D NCHW input, got shape {x.shape}")
-    oh, ow = (output_size, output_size) if not isinstance(output_size, (tuple, list)) else output_size
-    oh, ow = x.shape[2] if oh is None else oh, x.shape[3] if ow is None else ow
-    if not all(isinstance(s, (int, np.integer)) and s >= 1 for s in (oh, ow)):
-        raise ValueError(f"adaptive_avg_pool2d: output_size must be positive ints, got {output_size!r}")
+    sizes = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size, output_size)
+    if len(sizes) != 2 or not all(s is None or isinstance(s, (int, np.integer)) and not isinstance(s, bool)
+                                  and s >= 1 for s in sizes):
+        raise ValueError(f"adaptive_avg_pool2d: output_size must be a positive int or a pair of positive ints "
+                         f"(or None), got {output_size!r} (input {x.shape})")
+    oh, ow = (x.shape[2 + i] if s is None else int(s) for i, s in enumerate(sizes))
     if (oh, ow) == (1, 1):
         return x.mean(axis=(2, 3), keepdims=True)
     a_h = _constant(_averaging_matrix(x.shape[2], oh, x.dtype))
