@@ -386,9 +386,9 @@ class MaxPool2d(Function):
     def backward(ctx, grad):
         x, (windows, out) = ctx.saved
         g = ctx.geometry
-        if type(grad) is Tensor or not all_finite(grad, out):
-            # create_graph, or an inf or NaN about: by the general op, which never multiplies an
-            # inf by 0, and routes a NaN window's gradient to its NaN
+        if type(grad) is Tensor or not all_finite(grad) or g.padded_shape is not None and not all_finite(out):
+            # create_graph, an inf or NaN gradient, or a padded window of -inf (whose first
+            # maximum may be padding): by the general op, which never multiplies an inf by 0
             return PoolScatter.apply(grad, choice=_winners(windows, out, g), geometry=g)
         # Finite: each window's first maximum by a mask multiplied into dx. (Padding is -inf, so
         # never a finite window's maximum.)
@@ -406,6 +406,8 @@ class MaxPool2d(Function):
             else:
                 np.multiply(grad, first, out=dx[:, :, hs, ws])
             taken |= first
+        if not taken.all():  # a window holding a NaN (its maximum) matched nothing: the general op
+            return PoolScatter.apply(grad, choice=_winners(windows, out, g), geometry=g)
         return dx if g.padded_shape is None else dx[:, :, g.pt:g.pt + g.h, g.pl:g.pl + g.w]
 
 
