@@ -184,11 +184,15 @@ def _traced(op, inputs, kwargs):
 
 
 def _lift(value, like):
-    """A Python number or numpy array becomes a constant tensor of `like`'s dtype (no upcast)."""
+    """A Python number or numpy array becomes a constant tensor of `like`'s dtype (no upcast),
+    except that a fractional number next to an integer or bool tensor stays a float (float32)."""
     if isinstance(value, Tensor) or value is None:
         return value
+    dtype = like._data.dtype
     try:
-        return _constant(np.asarray(value, dtype=like._data.dtype))
+        if dtype.kind != "f" and np.asarray(value).dtype.kind in "fc":
+            dtype = np.float32  # int_tensor + 2.5 is 3.5, not 3
+        return _constant(np.asarray(value, dtype=dtype))
     except (TypeError, ValueError):
         raise TypeError(f"cannot combine a Tensor with {type(value).__name__} {value!r}") from None
 
