@@ -1,12 +1,15 @@
-"""tinygrad_cnn.nn: layer shapes, gradients checked through each module, initialisation, the
-Module API (parameter names, train/eval, state_dict), dropout, and save/load to .npz."""
+"""tinygrad_cnn.nn: the Module API (parameters, buffers, children, hooks, train/eval, to,
+state_dict), containers, the benchmark's layers' shapes and gradients, initialisation, dropout,
+and save/load to .npz. Other layers: test_layers.py; losses: test_losses.py."""
+import copy
 import os
 import re
+import warnings
 
 import numpy as np
 import pytest
 
-from tinygrad_cnn import Tensor, gradcheck, nn, no_grad, optim
+from tinygrad_cnn import Tensor, functional, gradcheck, nn, no_grad, optim
 
 
 @pytest.fixture(autouse=True)
@@ -483,3 +486,392 @@ def test_layers_in_a_plain_list_are_found():
 
     names = [name for name, _ in Tower().named_parameters()]
     assert names == ["blocks.0.weight", "blocks.0.bias", "blocks.2.weight", "blocks.2.bias"]
+
+
+# ---- Parameter ------------------------------------------------------------------------------------
+
+def test_parameter_is_a_tensor_that_requires_grad_and_shares_memory():
+    data = np.arange(3.0)
+    p = nn.Parameter(data)
+    assert isinstance(p, Tensor) and p.requires_grad and p.is_leaf
+    data[0] = 7
+    assert p.data[0] == 7  # shares the array, as torch.nn.Parameter shares its tensor's storage
+    t = Tensor(np.ones(2))
+    assert nn.Parameter(t).data is t.data
+    assert not nn.Parameter(t, requires_grad=False).requires_grad
+    assert repr(p).startswith("Parameter containing:\nTensor([7., 1., 2.]")
+    assert type(p * 2) is Tensor  # results of ops are plain tensors
+
+
+def test_parameter_of_integers_is_float32_like_any_tensor():
+    assert nn.Parameter(np.arange(3)).dtype == np.float32
+
+
+def test_layers_hold_parameters():
+    assert all(isinstance(p, nn.Parameter) for p in small_cnn().parameters())
+
+
+def test_parameter_count():
+    assert sum(p.numel() for p in small_cnn().parameters()) == (4 * 9 + 4) + (64 * 10 + 10)
+
+
+# ---- buffers --------------------------------------------------------------------------------------
+
+class Scaler(nn.Module):
+    """A parameter, a persistent buffer, a non-persistent buffer and an empty one."""
+
+    def __init__(self):
+        self.weight = nn.Parameter(np.ones(2, np.float32))
+        self.register_buffer("count", Tensor(np.zeros(2, np.float32)))
+        self.register_buffer("cache", Tensor(np.ones(3, np.float32)), persistent=False)
+        self.register_buffer("unused", None)
+
+    def forward(self, x):
+        return x * self.weight + self.count
+
+
+def test_buffers_are_saved_and_moved_but_never_parameters():
+    m = Scaler()
+    assert [n for n, _ in m.named_parameters()] == ["weight"]
+    assert [n for n, _ in m.named_buffers()] == ["count", "cache"]
+    assert m.buffers()[0] is m.count
+    assert list(m.state_dict()) == ["weight", "count"]  # not the non-persistent one
+    m.to(np.float64)
+    assert m.count.dtype == m.cache.dtype == m.weight.dtype == np.float64
+
+
+def test_reassigned_buffer_stays_a_buffer():
+    m = Scaler()
+    m.count = Tensor(np.full(2, 5, np.float32))
+    assert [n for n, _ in m.named_buffers()][0] == "count" and "count" not in dict(m.named_parameters())
+    np.testing.assert_array_equal(m.state_dict()["count"], 5)
+
+
+def test_buffers_are_loaded():
+    source, target = Scaler(), Scaler()
+    source.count.data[:] = [3, 4]
+    target.load_state_dict(source.state_dict())
+    np.testing.assert_array_equal(target.count.data, [3, 4])
+    assert target.count.dtype == np.float32
+
+
+def test_register_buffer_arrays_keep_their_dtype():
+    m = nn.Module()
+    m.register_buffer("steps", np.array(0, np.int64))
+    assert isinstance(m.steps, Tensor) and m.steps.dtype == np.int64
+    m.to(np.float64)
+    assert m.steps.dtype == np.int64  # to(dtype) moves floating-point tensors only, as in PyTorch
+
+
+@pytest.mark.parametrize("name, value, error, message", [
+    ("a.b", None, KeyError, "without '.'"),
+    ("", None, KeyError, "non-empty"),
+    ("weight", None, KeyError, "attribute 'weight' already exists"),
+    ("training", None, KeyError, "attribute 'training' already exists"),
+    ("x", [1.0, 2.0], TypeError, "'x' must be a Tensor, a numpy array or None, got list"),
+])
+def test_register_buffer_bad_arguments(name, value, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        Scaler().register_buffer(name, value)
+
+
+def test_add_module_and_register_parameter_name_things_made_at_run_time():
+    m = nn.Module()
+    for i in range(2):
+        m.add_module(f"layer{i}", nn.Linear(2, 2))
+    m.register_parameter("scale", nn.Parameter(np.ones(1)))
+    names = [n for n, _ in m.named_parameters()]
+    assert names == ["scale", "layer0.weight", "layer0.bias", "layer1.weight", "layer1.bias"]  # own ones first
+    with pytest.raises(TypeError, match="Module.add_module: 'x' must be a Module or None, got int"):
+        m.add_module("x", 3)
+    with pytest.raises(KeyError, match="Module.register_parameter: attribute 'forward' already exists"):
+        m.register_parameter("forward", None)
+
+
+# ---- children, modules, apply --------------------------------------------------------------------
+
+def test_children_and_modules():
+    model = Net()
+    assert [n for n, _ in model.named_children()] == ["features", "flatten", "dropout", "head"]
+    assert list(model.children())[0] is model.features
+    names = [n for n, _ in model.named_modules()]
+    assert names == ["", "features", "features.0", "features.1", "features.2", "flatten", "dropout", "head"]
+    assert list(model.modules())[0] is model
+
+
+def test_apply_visits_children_first_then_the_module():
+    model = Net()
+    visited = []
+    assert model.apply(lambda m: visited.append(m)) is model
+    assert visited[-1] is model and visited[0] is model.features.layers[0]
+    assert len(visited) == 8
+
+
+def test_apply_initialises_weights():
+    def init(m):
+        if isinstance(m, nn.Linear):
+            nn.init.zeros_(m.weight)
+    model = Net().apply(init)
+    np.testing.assert_array_equal(model.head.weight.data, 0)
+
+
+def test_shared_module_is_saved_under_both_names_but_trained_once():
+    class Tied(nn.Module):
+        def __init__(self):
+            self.encoder = nn.Linear(3, 3)
+            self.decoder = self.encoder
+
+    m = Tied()
+    assert list(m.state_dict()) == ["encoder.weight", "encoder.bias", "decoder.weight", "decoder.bias"]
+    assert [n for n, _ in m.named_parameters()] == ["encoder.weight", "encoder.bias"]
+    assert [n for n, _ in m.named_modules()] == ["", "encoder"]
+    m.load_state_dict(Tied().state_dict())
+
+
+def test_a_module_that_points_back_to_its_parent_is_not_followed_forever():
+    parent = nn.Sequential(nn.Linear(2, 2))
+    parent[0].owner = parent
+    assert [n for n, _ in parent.named_modules()] == ["", "0"]
+    assert list(parent.state_dict()) == ["0.weight", "0.bias"]
+
+
+# ---- modules and tensors in plain containers -----------------------------------------------------
+
+class Containers(nn.Module):
+    def __init__(self):
+        self.heads = {"cls": nn.Linear(2, 3), "box": nn.Sequential(nn.Dropout(0.5), nn.Linear(2, 4))}
+        self.stages = [[nn.Linear(2, 2)], (nn.Dropout(0.5), nn.Linear(2, 2))]
+        self.scales = [Tensor(np.ones(2, np.float32), requires_grad=True)]
+        self.config = {"sizes": [1, 2], "name": "x"}  # no tensors: ignored
+
+
+def test_modules_and_tensors_in_dicts_and_nested_lists_are_found():
+    m = Containers()
+    names = [n for n, _ in m.named_parameters()]
+    assert names == ["scales.0", "heads.cls.weight", "heads.cls.bias", "heads.box.1.weight", "heads.box.1.bias",
+                     "stages.0.0.weight", "stages.0.0.bias", "stages.1.1.weight", "stages.1.1.bias"]
+    assert list(m.state_dict()) == names
+    m.eval()
+    assert not m.heads["box"][0].training and not m.stages[1][0].training  # Dropout off in eval()
+    m.to(np.float64)
+    assert {p.dtype for p in m.parameters()} == {np.dtype(np.float64)}
+    m.load_state_dict(m.state_dict())
+
+
+def test_modules_in_a_set_are_named_in_a_warning():
+    class Bag(nn.Module):
+        def __init__(self):
+            self.layers = {nn.Linear(2, 2)}
+
+    with pytest.warns(UserWarning, match=r"Bag\.layers is a set holding modules or tensors"):
+        assert Bag().parameters() == []
+
+
+def test_no_warning_for_plain_attributes():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Containers().parameters()
+
+
+# ---- containers ---------------------------------------------------------------------------------
+
+def test_sequential_indexing_slicing_len_append_iteration():
+    model = small_cnn()
+    assert len(model) == 5 and isinstance(model[0], nn.Conv2d) and isinstance(model[-1], nn.Linear)
+    head = model[3:]
+    assert isinstance(head, nn.Sequential) and len(head) == 2 and head[1] is model[4]
+    model.append(nn.ReLU())
+    assert len(model) == 6 and [type(m).__name__ for m in model][-1] == "ReLU"
+    model[5] = nn.Identity()
+    assert isinstance(model[5], nn.Identity)
+    assert model(Tensor(np.random.randn(2, 1, 8, 8), dtype=np.float32)).shape == (2, 10)
+
+
+def test_sequential_from_a_dict_names_its_layers():
+    model = nn.Sequential({"conv": nn.Conv2d(1, 2, 3), "act": nn.ReLU()})
+    assert [n for n, _ in model.named_parameters()] == ["conv.weight", "conv.bias"]
+    assert model.conv is model[0]
+    with pytest.raises(AttributeError, match="no attribute 'pool'"):
+        model.pool
+
+
+def test_module_list():
+    layers = nn.ModuleList([nn.Linear(2, 2) for _ in range(3)])
+    layers.append(nn.ReLU())
+    layers.extend([nn.Linear(2, 1)])
+    layers.insert(0, nn.Identity())
+    assert len(layers) == 6 and isinstance(layers[0], nn.Identity) and isinstance(layers[-1], nn.Linear)
+    assert [n for n, _ in layers.named_parameters()][:2] == ["1.weight", "1.bias"]
+    assert len(layers[1:3]) == 2 and isinstance(layers[1:3], nn.ModuleList)
+    del layers[0]
+    x = Tensor(np.ones((1, 2), np.float32))
+    for layer in layers:
+        x = layer(x)
+    assert x.shape == (1, 1)
+
+
+def test_module_dict():
+    heads = nn.ModuleDict({"a": nn.Linear(2, 3)})
+    heads["b"] = nn.Linear(2, 4)
+    heads.update({"c": nn.Dropout()})
+    assert list(heads) == list(heads.keys()) == ["a", "b", "c"] and "b" in heads and len(heads) == 3
+    assert [n for n, _ in heads.named_parameters()] == ["a.weight", "a.bias", "b.weight", "b.bias"]
+    assert heads.pop("c") is not None and len(heads) == 2
+    del heads["b"]
+    assert list(heads.items())[0][0] == "a" and list(heads.values())[0] is heads["a"]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: nn.Sequential(nn.Linear(2, 2), "relu"), "Sequential: expected a Module, got str"),
+    (lambda: nn.ModuleList([lambda x: x]), "ModuleList: expected a Module, got function"),
+    (lambda: nn.ModuleList().append(3), "ModuleList.append: expected a Module, got int"),
+    (lambda: nn.ModuleDict({"a": np.zeros(2)}), "ModuleDict: expected a Module, got ndarray"),
+], ids=["sequential", "list", "list-append", "dict"])
+def test_containers_take_only_modules(make, message):
+    with pytest.raises(TypeError, match=re.escape(message)):
+        make()
+
+
+def test_module_dict_keys_must_be_strings_without_dots():
+    with pytest.raises(KeyError, match="keys must be non-empty strings without '.', got 'a.b'"):
+        nn.ModuleDict({"a.b": nn.ReLU()})
+
+
+# ---- hooks --------------------------------------------------------------------------------------
+
+def test_forward_hooks_see_and_may_replace_inputs_and_outputs():
+    layer = nn.Linear(2, 2)
+    seen = []
+    pre = layer.register_forward_pre_hook(lambda m, args: (args[0] * 0,))
+    post = layer.register_forward_hook(lambda m, args, out: seen.append((m, args[0].numpy().copy(), out)) or out + 1)
+    out = layer(Tensor(np.ones((1, 2), np.float32)))
+    np.testing.assert_allclose(out.numpy(), layer.bias.numpy()[None] + 1)  # input zeroed, output + 1
+    assert seen[0][0] is layer and (seen[0][1] == 0).all()
+    pre.remove()
+    post.remove()
+    post.remove()  # a second remove() is harmless
+    x = Tensor(np.ones((1, 2), np.float32))
+    np.testing.assert_array_equal(layer(x).numpy(), layer.forward(x).numpy())
+    assert len(seen) == 1
+
+
+def test_hooks_fire_inside_sequential():
+    model = small_cnn()
+    shapes = []
+    model[2].register_forward_hook(lambda m, args, out: shapes.append(out.shape))
+    model(Tensor(np.random.randn(3, 1, 8, 8), dtype=np.float32))
+    assert shapes == [(3, 4, 4, 4)]
+
+
+def test_a_hook_must_be_callable():
+    with pytest.raises(TypeError, match="Linear: a hook must be callable, got int"):
+        nn.Linear(2, 2).register_forward_hook(3)
+
+
+# ---- grads, freezing, copies -----------------------------------------------------------------------
+
+def test_zero_grad_in_place_and_requires_grad_():
+    model = nn.Linear(2, 2)
+    model(Tensor(np.ones((1, 2), np.float32))).sum().backward()
+    grad = model.weight.grad
+    model.zero_grad(set_to_none=False)
+    assert model.weight.grad is not grad and (model.weight.grad == 0).all()
+    assert model.requires_grad_(False) is model and not any(p.requires_grad for p in model.parameters())
+
+
+def test_float_double_and_cpu():
+    model = nn.Linear(2, 2)
+    assert model.double().weight.dtype == np.float64 and model.float().weight.dtype == np.float32
+    assert model.to("cpu") is model
+    with pytest.raises(TypeError, match="Linear.to: expected a floating-point dtype, got int64"):
+        model.to(np.int64)
+
+
+def test_deepcopy_gives_an_independent_model():
+    model = Net()
+    clone = copy.deepcopy(model)
+    clone.head.weight.data += 1
+    assert not np.array_equal(clone.head.weight.data, model.head.weight.data)
+    assert isinstance(clone.head.weight, nn.Parameter)
+
+
+def test_functional_alias_and_utils():
+    import tinygrad_cnn.nn.functional as F
+    assert F is functional and nn.functional is functional
+    assert nn.utils.clip_grad_norm_ is optim.clip_grad_norm_ and nn.utils.clip_grad_value_ is optim.clip_grad_value_
+
+
+def test_train_mode_must_be_a_bool():
+    with pytest.raises(ValueError, match="Net.train: mode must be a bool, got 'eval'"):
+        Net().train("eval")
+
+
+# ---- load_state_dict: strict=False -----------------------------------------------------------------
+
+def test_load_state_dict_not_strict_reports_missing_and_unexpected():
+    model = Net()
+    state = Net().state_dict()
+    del state["head.weight"]
+    state["extra"] = np.zeros(1)
+    result = model.load_state_dict(state, strict=False)
+    assert result.missing_keys == ["head.weight"] and result.unexpected_keys == ["extra"]
+    np.testing.assert_array_equal(model.features.layers[0].weight.data, state["features.0.weight"])
+    state["features.0.bias"] = np.zeros(5)
+    with pytest.raises(ValueError, match=re.escape("features.0.bias has shape (5,), expected (2,)")):
+        model.load_state_dict(state, strict=False)  # a shape mismatch is an error either way
+
+
+def test_save_and_load_include_buffers(tmp_path):
+    source = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    source(Tensor(np.random.randn(8, 3), dtype=np.float32))  # moves the running statistics
+    nn.save(source, tmp_path / "bn.npz")
+    target = nn.load(nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)), tmp_path / "bn.npz")
+    for name in ["1.running_mean", "1.running_var", "1.num_batches_tracked"]:
+        np.testing.assert_array_equal(target.state_dict()[name], source.state_dict()[name])
+    assert target[1].num_batches_tracked.dtype == np.int64 and int(target[1].num_batches_tracked.item()) == 1
+
+
+# ---- nn.init ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fill, expected_std, bound", [
+    (lambda w: nn.init.xavier_uniform_(w), np.sqrt(2 / (200 + 300)), np.sqrt(6 / (200 + 300))),
+    (lambda w: nn.init.xavier_normal_(w, gain=2), 2 * np.sqrt(2 / (200 + 300)), None),
+    (lambda w: nn.init.kaiming_uniform_(w, nonlinearity="relu"), np.sqrt(2 / 300), np.sqrt(6 / 300)),
+    (lambda w: nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu"), np.sqrt(2 / 200), None),
+    (lambda w: nn.init.kaiming_uniform_(w, a=np.sqrt(5)), np.sqrt(1 / 3 / 300), 1 / np.sqrt(300)),  # nn.Linear's
+    (lambda w: nn.init.normal_(w, 1.0, 0.5), 0.5, None),
+    (lambda w: nn.init.uniform_(w, -2, 2), 4 / np.sqrt(12), 2),
+], ids=["xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "kaiming_a", "normal", "uniform"])
+def test_init_distributions(fill, expected_std, bound):
+    w = nn.Parameter(np.zeros((200, 300), np.float32))  # fan_in 300, fan_out 200
+    assert fill(w) is w
+    assert w.dtype == np.float32 and np.std(w.data) == pytest.approx(expected_std, rel=0.02)
+    if bound is not None:
+        assert np.abs(w.data).max() <= bound
+
+
+def test_init_constants_and_gain():
+    w = nn.Parameter(np.zeros((2, 3)))
+    np.testing.assert_array_equal(nn.init.ones_(w).data, 1)
+    np.testing.assert_array_equal(nn.init.constant_(w, 0.25).data, 0.25)
+    np.testing.assert_array_equal(nn.init.zeros_(w).data, 0)
+    np.testing.assert_array_equal(nn.init.eye_(w).data, np.eye(2, 3))
+    assert nn.init.calculate_gain("relu") == np.sqrt(2) and nn.init.calculate_gain("tanh") == 5 / 3
+    assert nn.init.calculate_gain("leaky_relu", 0.2) == np.sqrt(2 / 1.04)
+
+
+def test_init_inside_the_tape_is_allowed_and_recorded_nowhere():
+    w = nn.Parameter(np.zeros((2, 2)))
+    nn.init.normal_(w)  # a leaf that requires grad: an in-place change is fine under no_grad, done inside
+    assert w.is_leaf and w.requires_grad
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: nn.init.xavier_uniform_(nn.Parameter(np.zeros(3))), "at least 2 dimensions, got shape (3,)"),
+    (lambda: nn.init.kaiming_normal_(nn.Parameter(np.zeros((2, 2))), mode="in"), "mode must be 'fan_in' or 'fan_out'"),
+    (lambda: nn.init.calculate_gain("swish"), "unsupported nonlinearity 'swish'"),
+    (lambda: nn.init.zeros_(np.zeros(2)), "expected a Tensor, got ndarray"),
+], ids=["fan", "mode", "gain", "array"])
+def test_init_errors(call, message):
+    with pytest.raises((ValueError, TypeError), match=re.escape(message)):
+        call()

@@ -11,8 +11,9 @@ import numpy as np
 from .tensor import REGISTRY, Tensor
 from .ops.elementwise import where  # noqa: F401
 from .ops.linalg import linear  # noqa: F401
-from .ops.loss import nll_loss  # noqa: F401
-from .ops.shape import cat, pad, stack  # noqa: F401
+from .ops.loss import (binary_cross_entropy, binary_cross_entropy_with_logits, huber_loss, l1_loss,  # noqa: F401
+                       mse_loss, nll_loss, smooth_l1_loss)
+from .ops.shape import cat, embedding, pad, stack  # noqa: F401
 
 
 def _t(x):

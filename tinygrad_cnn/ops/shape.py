@@ -576,3 +576,23 @@ def _pad_constant(x, widths, fill):
     border = np.ones(shape, bool)
     border[inside] = False
     return where(border, fill, out)
+
+
+def embedding(indices, weight, padding_idx=None):
+    """weight[indices], with no gradient reaching row padding_idx (torch.nn.functional.embedding)."""
+    index = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
+    if index.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be integers, got {index.dtype} of shape {index.shape}; "
+                        f"make them with Tensor(ids, dtype=np.int64) or a numpy integer array")
+    n = weight.shape[0]
+    if index.size and (index.min() < 0 or index.max() >= n):
+        bad = index.min() if index.min() < 0 else index.max()
+        raise IndexError(f"embedding: index {bad} is out of range for {n} embeddings (indices of shape {index.shape}, "
+                         f"weight of shape {weight.shape})")
+    out = weight[index]
+    if padding_idx is not None:
+        pad = index == padding_idx
+        if pad.any():  # those rows' values, but as constants: no gradient flows to the padding row
+            from .elementwise import where
+            out = where(pad[..., None], weight.detach()[padding_idx], out)
+    return out
