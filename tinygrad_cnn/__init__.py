@@ -11,4 +11,5 @@ from . import viz  # noqa: E402  (tape tools: graph pictures, profile, anomaly m
 from .profiler import profile  # noqa: E402
 from .anomaly import detect_anomaly, AnomalyError  # noqa: E402
 __all__ += ["viz", "profile", "detect_anomaly", "AnomalyError"]
+from . import export  # noqa: E402,F401  (the tape written out as numpy code)
 __version__ = "0.1.0"

@@ -55,7 +55,7 @@ class Max(Function):
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False, smallest=False):
-        ctx.axis, ctx.keepdims = axis, keepdims
+        ctx.axis, ctx.keepdims, ctx.smallest = axis, keepdims, smallest
         out = (x.min if smallest else x.max)(axis=axis, keepdims=True)
         mask = (x == out) | (np.isnan(x) if x.dtype.kind == "f" else False)
         ctx.save_for_backward(mask / mask.sum(axis=axis, keepdims=True, dtype=x.dtype))
