@@ -1,25 +1,37 @@
 """Benchmark tinygrad_cnn on the tutorial's CNN, against the tutorial's loop code and PyTorch.
 
 The network: conv 3x3x8 (no bias) -> max-pool 2 -> flatten -> dense 1352->10 -> softmax
-cross-entropy, float32. "tutorial" is the from-scratch tutorial's hand-written loop layers
-(tinygrad_cnn/reference.py, float64 as written, timed on fewer steps). PyTorch (CPU) is optional
+cross-entropy, float32. Also timed: the same batch-1 step with the loss written from generic
+ops (log_softmax, integer-array indexing, mean) instead of the fused cross_entropy, the deep
+model of demos/mnist_cnn.py at batch 64, and a Hessian-vector product of the tutorial
+network's loss (double backward: the gradient of grad(L) . v with respect to the parameters).
+"tutorial" is the from-scratch tutorial's hand-written loop layers (tinygrad_cnn/reference.py, float64 as written, timed on fewer steps). PyTorch (CPU) is optional
 and never a dependency: without it its column says "not installed". By default it runs in a
 process of its own. The timings are taken in --repeats rounds, ours then PyTorch's in each, so
 that a slow spell of a shared machine hits both sides; each timed figure is the median over the
 rounds (each timed after warm-up). Memory is measured once, before the timings. Ratios are our
 figure / their figure.
 
-  python demos/benchmark.py                  # default counts: about half a minute
+--contended runs every row a second time while a competing CPU-bound process (a Python busy
+loop in a session of its own, as a program started from another terminal) keeps a core busy,
+and prints a second table, with the deep model's slowdown (contended / idle). The benchmark
+starts and stops that process itself; it also ends by itself if the benchmark is killed.
+
+  python demos/benchmark.py                  # default counts: about a minute
   python demos/benchmark.py --quick          # tiny counts: checks that it runs; timings are noise
   python demos/benchmark.py --json out.json  # also write the numbers as JSON
+  python demos/benchmark.py --contended      # idle, then with a competing busy process
 """
 import argparse
+import contextlib
 import importlib.util
 import itertools
 import json
+import math
 import os
 import platform
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -40,8 +52,9 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))         # mnist_cnn.tutorial_net
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # a checkout without `pip install -e .`
-from mnist_cnn import prepare, tutorial_net  # noqa: E402
-from tinygrad_cnn import Tensor, no_grad, optim  # noqa: E402
+from mnist_cnn import deep_net, prepare, tutorial_net  # noqa: E402
+from tinygrad_cnn import Tensor, autograd, get_num_threads, no_grad, optim  # noqa: E402
+from tinygrad_cnn.blas import policy as blas_policy  # noqa: E402
 from tinygrad_cnn.reference import ReferenceCNN  # noqa: E402
 
 EPOCH_STEPS = 938  # ceil(60000 / 64)
@@ -54,6 +67,9 @@ ROWS = [  # key, label, lower is better (None: no ratio), [(target, compared: ou
                                                    (">=2x PyTorch", "pytorch", le, 0.5)]),
     ("epoch_b64", f"epoch 60k, b64 (s; {EPOCH_STEPS} x step time)", True,
      [("<=3 s", "ours", le, 3), ("ours/PyTorch <=0.7", "pytorch", le, 0.7)]),
+    ("step_b1_generic", "train step, b1, generic loss (ms)", True, [("ours/PyTorch <=0.5", "pytorch", le, 0.5)]),
+    ("deep_b64", "deep model train step, b64 (ms)", True, []),
+    ("hvp_b64", "Hessian-vector product, b64 (ms)", True, []),
     ("faults_b64", "page faults per b64 step", None, []),
     ("infer_b1000", "inference, b1000 (img/s)", False, [(">=40,000 img/s", "ours", ge, 40000)]),
     ("tape_us", "tape, fwd+bwd per op (us)", True, []),
@@ -63,30 +79,43 @@ ROWS = [  # key, label, lower is better (None: no ratio), [(target, compared: ou
     ("rss_growth", "RSS growth (MB)", None, [("<=5 MB", "ours", le, 5)]),
     ("rss_peak", "peak RSS of the run, ru_maxrss (MB)", None, []),
 ]
+SLOWDOWN = ("deep_b64_slowdown", "deep b64 step, contended / idle", None, [("<=1.3", "ours", le, 1.3)])
+# The competing process: busy until its parent (the benchmark) is gone, whatever ended it
+COMPETITOR = "import os, sys\nparent = int(sys.argv[1])\nwhile os.getppid() == parent:\n    for _ in range(10 ** 5):\n        pass\n"
 
 
 class Ours:
-    no_grad = no_grad
+    no_grad, grad, deep_net = no_grad, staticmethod(autograd.grad), staticmethod(deep_net)
 
     def net(self): return tutorial_net()
+    def blas_threads(self): return get_num_threads() or float("nan")  # None: not OpenBLAS
     def labels(self, y): return y
     def sgd(self, model, lr, momentum): return optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     def tensor(self, a, requires_grad=False): return Tensor(a, requires_grad=requires_grad)
     def loss(self, logits, y): return logits.cross_entropy(y)
+    def generic_loss(self, logits, y): return -logits.log_softmax(1)[np.arange(len(y)), y].mean()
 
 
 class Torch:
     def __init__(self, torch):
-        self.torch, self.no_grad = torch, torch.no_grad
+        self.torch, self.no_grad, self.grad = torch, torch.no_grad, torch.autograd.grad
 
     def net(self):
         nn = self.torch.nn
         return nn.Sequential(nn.Conv2d(1, 8, 3, bias=False), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1352, 10))
 
+    def deep_net(self):  # demos/mnist_cnn.py's deep_net
+        nn = self.torch.nn
+        return nn.Sequential(nn.Conv2d(1, 32, 3), nn.MaxPool2d(2), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.MaxPool2d(2),
+                             nn.ReLU(), nn.Flatten(), nn.Linear(64 * 5 * 5, 128), nn.ReLU(), nn.Dropout(0.25),
+                             nn.Linear(128, 10))
+
+    def blas_threads(self): return self.torch.get_num_threads()
     def labels(self, y): return self.torch.from_numpy(y)
     def sgd(self, model, lr, momentum): return self.torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     def tensor(self, a, requires_grad=False): return self.torch.from_numpy(a).requires_grad_(requires_grad)
     def loss(self, logits, y): return self.torch.nn.functional.cross_entropy(logits, y)
+    def generic_loss(self, logits, y): return -logits.log_softmax(1)[self.torch.arange(len(y)), y].mean()
 
 
 def per_call(fn, inputs, calls, warmup):
@@ -100,16 +129,24 @@ def per_call(fn, inputs, calls, warmup):
     return (time.perf_counter() - start) / calls
 
 
-def trainer(fw, lr, momentum=0.0):
-    model = fw.net()
-    opt = fw.sgd(model, lr, momentum)
+def trainer(fw, lr, momentum=0.0, net=None, generic=False):
+    model = (net or fw.net)()
+    opt, loss_fn = fw.sgd(model, lr, momentum), fw.generic_loss if generic else fw.loss
 
     def step(x, y):
-        loss = fw.loss(model(x), y)
+        loss = loss_fn(model(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
     return model, step
+
+
+def hvp(fw, model, x, y, v):
+    """The Hessian of the loss with respect to the parameters, times v (one array per
+    parameter): the gradient of grad(L) . v, by differentiating the first backward."""
+    params = list(model.parameters())
+    grads = fw.grad(fw.loss(model(x), y), params, create_graph=True)
+    return fw.grad(sum((g * vi).sum() for g, vi in zip(grads, v)), params)
 
 
 def chain(x0, w, b, n):
@@ -159,6 +196,14 @@ def measure(fw, data, a):
     """One round of the timed figures of one framework, as {row key: value}."""
     warm, fig = max(2, a.steps // 10), {}
     fig["step_b1"] = 1e3 * per_call(trainer(fw, 0.005)[1], batches(fw, data, 1), a.steps, warm)
+    fig["step_b1_generic"] = 1e3 * per_call(trainer(fw, 0.005, generic=True)[1], batches(fw, data, 1), a.steps, warm)
+    deep, threads = trainer(fw, 0.01, 0.9, net=fw.deep_net)[1], []
+    fig["deep_b64"] = 1e3 * per_call(lambda x, y: (deep(x, y), threads.append(fw.blas_threads())),
+                                     batches(fw, data, 64), warm, warm)
+    fig["blas_threads"] = statistics.mean(threads)
+    model, rng = fw.net(), np.random.default_rng(0)
+    v = [fw.tensor(rng.standard_normal(tuple(p.shape)).astype(np.float32)) for p in model.parameters()]
+    fig["hvp_b64"] = 1e3 * per_call(lambda x, y: hvp(fw, model, x, y, v), batches(fw, data, 64), warm, 2)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     fig["epoch_b64"] = EPOCH_STEPS * per_call(trainer(fw, 0.05, 0.9)[1], batches(fw, data, 64), a.steps, warm)
     fig["faults_b64"] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / (warm + a.steps)
@@ -220,7 +265,7 @@ def machine_info(torch_version, a, load):
     env = ", ".join(f"{v}={os.environ.get(v, 'unset')}" for v in THREAD_VARS)
     return [f"machine: {os.cpu_count()} cores (os.cpu_count()), {platform.machine()} {platform.system()}, "
             f"Python {platform.python_version()}, load average {load[0]:.2f} at start, {load[1]:.2f} at end",
-            f"numpy {np.__version__}, BLAS {blas}; {env} (unset: OpenBLAS uses every core)",
+            f"numpy {np.__version__}, BLAS {blas}; {env} (unset: tinygrad_cnn's thread policy decides, next line)",
             f"PyTorch {torch_version}: torch.set_num_threads({a.torch_threads}) (--torch-threads, default "
             f"os.cpu_count()); measured in " + ("its own process with glibc's default allocator (--torch-process)"
                                                 if a.torch_process == "separate" else
@@ -261,6 +306,8 @@ def parse_args(argv):
                         "one, where importing tinygrad_cnn has tuned the allocator for both")
     p.add_argument("--torch-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--torch-memory", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--contended", action="store_true",
+                   help="run every row again while a competing CPU-bound process runs, and print both tables")
     p.add_argument("--json", metavar="PATH", help="also write the numbers here as JSON")
     a = p.parse_args(argv)
     for key, default in (QUICK if a.quick else DEFAULTS).items():
@@ -272,10 +319,10 @@ def parse_args(argv):
     return a
 
 
-def compare(a, ours, tut, theirs):
+def compare(a, ours, tut, theirs, rows=ROWS):
     """The printed table's rows and the JSON report's rows, with ratios and targets."""
     table, report = [], []
-    for key, label, lower_better, goals in ROWS:
+    for key, label, lower_better, goals in rows:
         label = label.format(memory_steps=a.memory_steps)
         o, tu, th = ours[key], tut if key == "step_b1" else None, theirs.get(key, "not installed")
         (r_tut, r_tut_text), (r_th, r_th_text) = ratio(o, tu, lower_better), ratio(o, th, lower_better)
@@ -326,15 +373,10 @@ def medians(rounds):
     return {key: statistics.median(r[key] for r in rounds if key in r) for key in rounds[0]}
 
 
-def main(argv=None):
-    a = parse_args(argv)
-    if a.torch_only:  # the child process of torch_in_own_process
-        torch = import_torch()
-        theirs = measure_torch(torch, load_data(a.data_dir), a, a.torch_memory) if torch else {}
-        with open(a.json, "w") as f:
-            json.dump(dict(version=torch and torch.__version__, figures=theirs), f)
-        return theirs
-    load, data = os.getloadavg()[0], load_data(a.data_dir)
+def run_mode(a, data):
+    """Every row once, ours and PyTorch's alternating over the rounds: (ours, the tutorial's
+    batch-1 step, theirs ({} without PyTorch), PyTorch's version or None, load averages)."""
+    load = os.getloadavg()[0]
     np.random.seed(0)
     ours_memory = measure_memory(Ours(), data, a)  # first, as PyTorch's is in its process
     torch = import_torch() if a.torch_process == "same" else None
@@ -351,30 +393,103 @@ def main(argv=None):
             theirs_rounds.append(theirs)
     ours = {**medians(ours_rounds), **ours_memory}
     theirs = medians(theirs_rounds) if theirs_rounds else {}
-    tut = tutorial_step_ms(data, a)
+    return ours, tutorial_step_ms(data, a), theirs, torch_version, (load, os.getloadavg()[0])
 
-    table, report = compare(a, ours, tut, theirs)
+
+def _terminated(signum, frame):
+    sys.exit(128 + signum)  # unwinds through `finally`, which stops the competitor
+
+
+@contextlib.contextmanager
+def competitor(settle=1.0):
+    """One CPU-bound process for the length of the with block, in a session of its own (as a
+    program started from another terminal: on Linux with autogroup scheduling it gets its own
+    share of the CPU). Stopped on leaving the block, also by an exception, Ctrl-C or SIGTERM;
+    if this process is killed outright, it notices that its parent is gone and ends within
+    milliseconds. Waits `settle` seconds first, so that the BLAS thread policy has seen it."""
+    proc = subprocess.Popen([sys.executable, "-c", COMPETITOR, str(os.getpid())], start_new_session=True)
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminated)
+    except ValueError:  # not the main thread: Ctrl-C and exceptions are still covered
+        previous = None
+    try:
+        time.sleep(settle)
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def print_table(a, table, torch_version):
     header = ["measure", "ours", "tutorial (f64)", f"PyTorch ({a.torch_threads} thr)" if torch_version else "PyTorch",
               "ours/tutorial", "ours/PyTorch", "target met? (ours)"]
     widths = [max(len(row[i]) for row in [header] + table) for i in range(len(header))]
-    info = machine_info(torch_version, a, (load, os.getloadavg()[0])) + [f"data: {data['note']}"]
-    print("\n".join(info))
-    print(f"counts: {a.steps} steps x {a.repeats} rounds, ours then PyTorch (median), tutorial {a.tutorial_steps} steps, "
-          f"memory {a.memory_steps} steps, chain {a.chain} ops" + (" -- QUICK: timings are noise" if a.quick else ""))
     for i, row in enumerate([header] + table):
         print(" | ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
         if i == 0:
             print("-+-".join("-" * w for w in widths))
+
+
+def mode_line(name, ours, load):
+    threads = ours.get("blas_threads")
+    threads = "unknown (not OpenBLAS)" if threads is None or math.isnan(threads) else f"{threads:.2g} on average"
+    return (f"{name}: load average {load[0]:.2f} at start, {load[1]:.2f} at end; "
+            f"our BLAS threads during the deep-model row: {threads}")
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    if a.torch_only:  # the child process of torch_in_own_process
+        torch = import_torch()
+        theirs = measure_torch(torch, load_data(a.data_dir), a, a.torch_memory) if torch else {}
+        with open(a.json, "w") as f:
+            json.dump(dict(version=torch and torch.__version__, figures=theirs), f)
+        return theirs
+    data = load_data(a.data_dir)
+    ours, tut, theirs, torch_version, load = run_mode(a, data)
+    contended = None
+    if a.contended:
+        with competitor(0.3 if a.quick else 1.0) as proc:
+            c_ours, c_tut, c_theirs, _, c_load = run_mode(a, data)
+        for fig, idle in ((c_ours, ours), (c_theirs, theirs)):
+            if "deep_b64" in fig and "deep_b64" in idle:
+                fig[SLOWDOWN[0]] = fig["deep_b64"] / idle["deep_b64"]
+        contended = dict(pid=proc.pid, ours=c_ours, tut=c_tut, theirs=c_theirs, load=c_load)
+
+    table, report = compare(a, ours, tut, theirs)
+    info = machine_info(torch_version, a, load) + [blas_policy(), f"data: {data['note']}"]
+    print("\n".join(info))
+    print(f"counts: {a.steps} steps x {a.repeats} rounds, ours then PyTorch (median), tutorial {a.tutorial_steps} steps, "
+          f"memory {a.memory_steps} steps, chain {a.chain} ops; deep model and Hessian-vector product "
+          f"{max(2, a.steps // 10)} steps" + (" -- QUICK: timings are noise" if a.quick else ""))
+    modes = [mode_line("idle (no competing process started)", ours, load)]
+    print(modes[0])
+    print_table(a, table, torch_version)
+    if contended:
+        c_table, c_report = compare(a, contended["ours"], contended["tut"], contended["theirs"], ROWS + [SLOWDOWN])
+        modes.append(mode_line(f"contended (one CPU-bound competing process, pid {contended['pid']}, in its own "
+                               f"session)", contended["ours"], contended["load"]))
+        print(modes[1])
+        print_table(a, c_table, torch_version)
     print(f"ratio = our figure / their figure. Training step: forward, cross-entropy, zero_grad, backward, SGD step;"
-          f" batch 1 lr 0.005, batch 64 lr 0.05 momentum 0.9.\nTape: {a.chain} ops (mul, add, tanh in turn) on shape "
+          f" batch 1 lr 0.005, batch 64 lr 0.05 momentum 0.9; the generic loss is -log_softmax(logits)[arange(N), "
+          f"labels].mean(); the deep model (demos/mnist_cnn.py) with SGD lr 0.01 momentum 0.9.\nHessian-vector "
+          f"product: grad(grad(L) . v) over the tutorial network's parameters, both by autograd (create_graph=True)."
+          f"\nTape: {a.chain} ops (mul, add, tanh in turn) on shape "
           f"(4,), forward + backward time / forward ops; the overhead is that minus the same arithmetic in plain numpy.")
     if ours["faults_b64"] > 100:
         print(f"note: {ours['faults_b64']:,.0f} page faults per batch-64 step: freed buffers go back to the OS and "
               f"are faulted in again each step (kernel time, included above); see tinygrad_cnn/malloc.py.")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump(dict(info=info, quick=a.quick, real_data=data["note"].startswith("real"),
-                           counts={k: getattr(a, k) for k in DEFAULTS}, rows=report), f, indent=1)
+            json.dump(dict(info=info, modes=modes, quick=a.quick, real_data=data["note"].startswith("real"),
+                           counts={k: getattr(a, k) for k in DEFAULTS}, rows=report,
+                           blas_threads=ours.get("blas_threads"),
+                           contended=contended and dict(competitor_pid=contended["pid"], rows=c_report,
+                                                        blas_threads=contended["ours"].get("blas_threads"))),
+                      f, indent=1)
     return report
 
 
