@@ -1,5 +1,7 @@
 """Ops that move elements without changing them: reshape, permute, broadcast, indexing, cat, and
 the ones written with them (split, squeeze, repeat, flip, roll, pad, gather, masked_fill, ...)."""
+import math
+
 import numpy as np
 
 from ..tensor import Function, Tensor, _apply, _lift, _shape_arg, register
@@ -59,8 +61,18 @@ class BroadcastTo(Function):
 
 
 def broadcast_to(x, shape):
-    """np.broadcast_to on arrays, the recorded op on Tensors: for backward rules."""
-    return x if x.shape == tuple(shape) else BroadcastTo.apply(x, shape=tuple(shape))
+    """x broadcast to `shape`, for backward rules: the recorded op on Tensors; on arrays a view,
+    or for small results a filled array (np.broadcast_to's Python layers cost 7x more, measured)."""
+    shape = tuple(shape)
+    if x.shape == shape:
+        return x
+    if type(x) is Tensor:
+        return BroadcastTo.apply(x, shape=shape)
+    if math.prod(shape) > 4096:
+        return np.broadcast_to(x, shape)
+    out = np.empty(shape, x.dtype)
+    out[...] = x
+    return out
 
 
 def _index_arrays(index):
@@ -130,12 +142,13 @@ def view(x, *shape):
 
 @register()
 def flatten(x, start_dim=0, end_dim=-1):
-    if x.ndim == 0:
+    shape = x._data.shape
+    if not shape:
         return x.reshape(1)
-    start, end = (normalize_axis("flatten", d, x.ndim, x.shape) for d in (start_dim, end_dim))
+    start, end = normalize_axis("flatten", start_dim, len(shape), shape), normalize_axis("flatten", end_dim, len(shape), shape)
     if start > end:
-        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (shape {x.shape})")
-    return x.reshape(*x.shape[:start], -1, *x.shape[end + 1:])
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (shape {shape})")
+    return _apply(Reshape, x, shape=shape[:start] + (-1,) + shape[end + 1:])
 
 
 @register()
