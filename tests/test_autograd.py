@@ -383,6 +383,25 @@ def test_recorded_in_place_ops_give_the_right_gradient():
     assert gradcheck(lambda a: (lambda h: (h.add_(a), h.mul_(a), h)[-1])(a * 2), Tensor(a.data, requires_grad=True))
 
 
+def test_in_place_ops_on_a_max_pool_output():
+    """Max-pool's backward reads its output (each window's maximum): a recorded in-place op on it
+    must leave that untouched, and an unrecorded one must raise, not move the gradient."""
+    x_data = np.arange(-16.0, 0.0).reshape(1, 1, 4, 4)  # each window's maximum is its last element
+    x = Tensor(x_data, requires_grad=True)
+    y = x.max_pool2d(2)
+    y.mul_(2)
+    y.sum().backward()
+    expected = np.zeros((4, 4))
+    expected[1::2, 1::2] = 2
+    np.testing.assert_array_equal(x.grad[0, 0], expected)
+    x = Tensor(x_data, requires_grad=True)
+    y = x.max_pool2d(2)
+    with no_grad():
+        y.mul_(-1)
+    with pytest.raises(RuntimeError, match="output .* of op MaxPool2d was changed in place"):
+        y.sum().backward()
+
+
 def test_in_place_change_of_a_tensor_that_an_earlier_op_used_raises():
     a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     h = a * 1

@@ -541,6 +541,18 @@ def test_log_softmax_of_equal_huge_logits():
     np.testing.assert_allclose(out.numpy(), -np.log(2), rtol=1e-6)
 
 
+def test_softmax_without_dim_uses_pytorchs_implicit_dimension():
+    # PyTorch 2.13: F.softmax(x) and F.log_softmax(x) without dim warn and use dim 0 for a 3-D
+    # input and dim 1 for a 4-D one (not the last); for 1-D and 2-D inputs that is the last one
+    for shape, dim in [((2, 3, 4), 0), ((2, 3, 4, 5), 1)]:
+        x = randn(*shape)
+        expected = np.exp(x) / np.exp(x).sum(axis=dim, keepdims=True)
+        with pytest.warns(UserWarning, match=f"softmax: no dim given; as PyTorch does, dim {dim} is used"):
+            np.testing.assert_allclose(F.softmax(Tensor(x)).numpy(), expected, rtol=1e-12)
+        with pytest.warns(UserWarning, match=f"log_softmax: no dim given; as PyTorch does, dim {dim} is used"):
+            np.testing.assert_allclose(Tensor(x).log_softmax().numpy(), np.log(expected), rtol=1e-12)
+
+
 # ---- functional forms --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("functional, method, arrays", [

@@ -352,6 +352,10 @@ def test_repeated_indices_and_masks_accumulate_in_the_gradient():
     x.grad = None
     x[x > 2].sum().backward()
     np.testing.assert_array_equal(x.grad, [[0, 0, 0], [1, 1, 1]])
+    # PyTorch 2.13: x[(0, 0), :] (a tuple inside the index is a list of indices) gives [[2, 2, 2], [0, 0, 0]]
+    x.grad = None
+    x[(0, 0), :].sum().backward()
+    np.testing.assert_array_equal(x.grad, [[2, 2, 2], [0, 0, 0]])
 
 
 def test_a_float_index_is_a_clear_error():
@@ -418,6 +422,8 @@ def test_conversions_and_sizes():
     for shape in [(), (3,), (2, 3)]:
         a = Tensor(np.ones(shape))
         assert a.t() is not a and a.t().shape == shape[::-1]
+    # PyTorch 2.13: tensor(3.).transpose(0, -1) is tensor(3.) (dimension 0 of a 0-d tensor is itself)
+    assert Tensor(np.array(3.0)).transpose(0, -1).tolist() == 3.0
 
 
 def test_matmul_with_a_0d_operand_is_a_clear_error():

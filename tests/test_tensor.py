@@ -67,6 +67,13 @@ def test_factory_shapes_dtypes_requires_grad(make):
     assert t.dtype == np.float64 and t.requires_grad
 
 
+@pytest.mark.parametrize("make", [lambda dtype: Tensor.zeros(2, dtype=dtype), lambda dtype: Tensor.full(2, 1, dtype),
+                                  lambda dtype: Tensor.eye(2, dtype=dtype), lambda dtype: Tensor.uniform(2, dtype=dtype)],
+                         ids=["zeros", "full", "eye", "uniform"])
+def test_factories_make_the_integer_and_bool_dtypes_they_are_given(make):
+    assert make(np.int64).dtype == np.int64 and make(np.int32).dtype == np.int32 and make(bool).dtype == bool
+
+
 def test_factory_values():
     np.testing.assert_array_equal(Tensor.zeros(2, 2).numpy(), 0)
     np.testing.assert_array_equal(Tensor.ones(2, 2).numpy(), 1)
@@ -110,6 +117,15 @@ def test_constants_mix_on_both_sides_and_keep_float32(op, const, tensor_on_left)
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-6)
     out.sum().backward()
     assert t.grad.dtype == np.float32 and t.grad.shape == t.shape
+
+
+def test_a_fractional_number_next_to_an_integer_tensor_gives_float32():
+    # PyTorch 2.13: tensor([1, 2]) + 2.5 is tensor([3.5, 4.5]) (float32); 2 keeps int64
+    i = Tensor(np.array([1, 2]), dtype=np.int64)
+    for out, expected in [(i + 2.5, [3.5, 4.5]), (2.5 - i, [1.5, 0.5]), (i * 0.5, [0.5, 1.0]), (i ** 0.5, [1, 2 ** 0.5])]:
+        assert out.dtype == np.float32
+        np.testing.assert_allclose(out.numpy(), expected, rtol=1e-7)
+    assert (i + 2).dtype == np.int64 and (i + 2).tolist() == [3, 4]
 
 
 def test_float64_tensor_stays_float64_with_python_floats():

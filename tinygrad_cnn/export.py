@@ -40,7 +40,7 @@ from .ops import (Add, Sub, Mul, Div, Pow, Neg, Exp, Log, Where, Maximum, ReLU, 
 from .ops import activation as A, conv, elementwise as E
 from .ops.elementwise import Minimum
 from .ops.reduce import Cumsum
-from .ops.shape import Cat, Clone, Cast
+from .ops.shape import Cat, Clone, Cast, _is_advanced
 from .ops.inplace import SetItem
 
 __all__ = ["to_source", "to_function", "ExportedFunction", "template", "TEMPLATES"]
@@ -443,10 +443,6 @@ def _permute(op, x):
 def _expand(op, x):
     op.set(f"np.broadcast_to({x}, {op.shape})")
     return lambda g: [op.unbroadcast(g, 0)]
-
-
-def _is_advanced(index):
-    return any(isinstance(p, (list, np.ndarray)) for p in (index if isinstance(index, tuple) else (index,)))
 
 
 def _scatter_into(op, target, shape, index, src):

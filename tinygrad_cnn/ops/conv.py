@@ -379,13 +379,15 @@ class MaxPool2d(Function):
         for window in windows[2:]:
             np.maximum(out, window, out=out)
         ctx.geometry = g
-        ctx.save_for_backward(x, (windows, out))  # x as the model of dx's memory layout
+        # x as the model of dx's memory layout; out where the engine sees it, so that an in-place
+        # change to the output raises at backward instead of moving each window's maximum
+        ctx.save_for_backward(x, out, windows)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        x, (windows, out) = ctx.saved
-        g = ctx.geometry
+        x, out, windows = ctx.saved
+        out, g = value(out), ctx.geometry
         if type(grad) is Tensor or not all_finite(grad) or g.padded_shape is not None and not all_finite(out):
             # create_graph, an inf or NaN gradient, or a padded window of -inf (whose first
             # maximum may be padding): by the general op, which never multiplies an inf by 0

@@ -22,14 +22,14 @@ _factory("rand", lambda shape, dtype: np.random.random_sample(shape).astype(dtyp
 @register("uniform")
 @classmethod
 def uniform(cls, *shape, low=-1.0, high=1.0, dtype=np.float32, requires_grad=False):
-    return cls(np.random.uniform(low, high, _shape_arg(shape)).astype(dtype), requires_grad)
+    return cls(np.random.uniform(low, high, _shape_arg(shape)).astype(dtype), requires_grad, dtype=dtype)
 
 
 @register("full")
 @classmethod
 def full(cls, shape, fill_value, dtype=np.float32, requires_grad=False):
     return cls(np.full(_shape_arg((shape,)) if not isinstance(shape, int) else (shape,), fill_value, dtype),
-               requires_grad)
+               requires_grad, dtype=dtype)
 
 
 @register("arange")
@@ -44,7 +44,7 @@ def arange(cls, *args, dtype=None, requires_grad=False):
 @register("eye")
 @classmethod
 def eye(cls, n, m=None, dtype=np.float32, requires_grad=False):
-    return cls(np.eye(n, m, dtype=dtype), requires_grad)
+    return cls(np.eye(n, m, dtype=dtype), requires_grad, dtype=dtype)
 
 
 def _like(name, make):

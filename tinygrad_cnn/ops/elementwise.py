@@ -15,6 +15,8 @@ from .common import unbroadcast, value
 def _binary(op, name, x, y, reverse=False):
     if type(y) is not Tensor:
         y = _lift(y, x)
+        if y._data.dtype is not x._data.dtype and x._data.dtype.kind != "f":  # int + 2.5: float32, as PyTorch
+            x = _constant(x._data.astype(y._data.dtype))
     if reverse:
         x, y = y, x
     try:

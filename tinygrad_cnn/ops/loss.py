@@ -76,12 +76,17 @@ def _dim(name, x, dim, axis):
     if dim is not None and axis is not None:
         raise TypeError(f"{name}: got both dim={dim!r} and axis={axis!r}; they are the same argument")
     d = -1 if dim is None and axis is None else dim if dim is not None else axis
+    if dim is None and axis is None and x.ndim >= 3:  # F.softmax(x) in PyTorch: not the last dimension
+        d = 0 if x.ndim == 3 else 1
+        warnings.warn(f"{name}: no dim given; as PyTorch does, dim {d} is used for a {x.ndim}-D input. "
+                      f"Pass dim explicitly", stacklevel=3)
     return normalize_axis(name, d, x.ndim, x.shape)
 
 
 @register()
 def softmax(x, dim=None, *, axis=None):
-    """Probabilities along dim (default the last). For a loss use log_softmax or cross_entropy:
+    """Probabilities along dim: without one, the last for inputs of up to 2 dimensions, else
+    PyTorch's implicit choice (with its warning). For a loss use log_softmax or cross_entropy:
     log(softmax) is -inf wherever a probability underflows to 0."""
     return _apply(Softmax, x, axis=_dim("softmax", x, dim, axis))
 

@@ -91,8 +91,9 @@ def _index_arrays(index):
 
 
 def _is_advanced(index):
+    """Whether numpy reads `index` as advanced (an index may repeat): a list, tuple or array in it."""
     parts = index if isinstance(index, tuple) else (index,)
-    return any(isinstance(p, (list, np.ndarray)) for p in parts)
+    return any(isinstance(p, (list, tuple, np.ndarray)) for p in parts)
 
 
 class GetItem(Function):
@@ -161,7 +162,8 @@ def transpose(x, dim0, dim1):
     """Swap two axes (PyTorch's transpose; numpy's is permute)."""
     dim0, dim1 = normalize_axis("transpose", dim0, x.ndim, x.shape), normalize_axis("transpose", dim1, x.ndim, x.shape)
     dims = list(range(x.ndim))
-    dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+    if x.ndim:  # a 0-d tensor's dimension 0 (or -1) is the tensor itself, as in PyTorch
+        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
     return x.permute(*dims)
 
 
