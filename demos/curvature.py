@@ -114,8 +114,8 @@ def parse_args(argv=None):
     p.add_argument("--curvature-size", type=int, default=1000,
                    help="training images whose mean loss's Hessian is measured (default 1000)")
     p.add_argument("--iterations", type=int, default=20, help="power iterations (default 20)")
-    p.add_argument("--penalty", type=float, default=0.1,
-                   help="weight of the input-gradient penalty in part 3 (default 0.1)")
+    p.add_argument("--penalty", type=float, default=1.0,
+                   help="weight of the input-gradient penalty in part 3 (default 1.0)")
     p.add_argument("--penalty-epochs", type=int, default=1, help="epochs for each model of part 3 (default 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     args = p.parse_args(argv)

@@ -44,3 +44,22 @@ def test_tensor_api_example_runs_and_gives_gradients_of_the_right_shapes():
         t = namespace[name]
         assert t.grad is not None and t.grad.shape == t.shape and np.isfinite(t.grad).all()
     assert np.isfinite(namespace["loss"].item())
+
+
+def test_autograd_section_runs_and_its_custom_ops_check_out():
+    namespace = {}
+    exec(compile(section_code("## Autograd"), f"{README}:Autograd", "exec"), namespace)
+    x = namespace["x"]
+    np.testing.assert_allclose(namespace["g"].data, 3 * x.data ** 2)  # the block's own checks are asserts
+    np.testing.assert_allclose(namespace["h"].data, 6 * x.data)
+
+
+def test_tape_tools_section_runs_and_prints_what_it_shows(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code = section_code("## See what the tape did")
+    code = code[:code.index("import numpy as np\nfrom tinygrad_cnn.ops.conv")]  # the export sample is output
+    exec(compile(code, f"{README}:See what the tape did", "exec"), {"__name__": "readme_tools"})
+    out = capsys.readouterr().out
+    assert (tmp_path / "step.dot").read_text().startswith("digraph")
+    assert "Conv2d" in out and "zero grad" in out  # the profile table
+    assert "log got 640 zeros (-> -inf) in (64, 10)" in out  # anomaly mode's report
