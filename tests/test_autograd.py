@@ -263,6 +263,14 @@ def test_once_differentiable_refuses_a_second_derivative_by_name():
     np.testing.assert_allclose(g.data, -np.sin(x.data))  # the first derivative is fine
     with pytest.raises(RuntimeError, match="NumpyCos.backward is marked @once_differentiable"):
         g.sum().backward()
+    # every other road to the second derivative meets the same error, never a silent zero
+    refused = pytest.raises(RuntimeError, match="NumpyCos.backward is marked @once_differentiable")
+    with refused:
+        autograd.grad(g.sum(), x)
+    with refused:
+        autograd.hvp(lambda t: NumpyCos.apply(t).sum(), x, Tensor(np.ones(3)))
+    with refused:
+        gradgradcheck(NumpyCos.apply, x)
 
 
 def test_a_numpy_backward_without_the_decorator_says_what_to_do():
@@ -402,13 +410,64 @@ def test_in_place_ops_on_a_max_pool_output():
         y.sum().backward()
 
 
-def test_in_place_change_of_a_tensor_that_an_earlier_op_used_raises():
+def _column_doubled(x):
+    out = x.clone()
+    out[:, 0] = out[:, 0] * 2  # reads the old out (GetItem), then rebuilds it (SetItem)
+    return out * out
+
+
+def _used_before_the_change(a):
+    b = a * 1
+    c = b + 0     # uses b before the change
+    b.add_(1)
+    return c * b
+
+
+def _added_its_own_column(x):
+    out = x * 1
+    out += out[:, :1]  # out + out[:, :1], the right side read before anything is written
+    return out * out
+
+
+@pytest.mark.parametrize("program, expected", [
+    # PyTorch 2.13 gives the same gradients for the first two (x = [[1, 2], [3, 4]], a = [1, 2, 3, 4])
+    (_column_doubled, [[8.0, 4.0], [24.0, 8.0]]),
+    (_used_before_the_change, [3.0, 5.0, 7.0, 9.0]),
+    # x + x[:, :1] squared: d/dx00 = 2 * 2x00 * 2 + 2 (x01 + x00) = 14 at row 0. (PyTorch's += reads
+    # out[:, :1] while writing out, so its forward is [[2, 4], [6, 10]] and its gradient differs)
+    (_added_its_own_column, [[14.0, 6.0], [38.0, 14.0]]),
+])
+def test_an_op_that_used_a_tensor_before_a_recorded_in_place_change_gets_the_old_version(program, expected):
+    data = np.array([[1.0, 2.0], [3.0, 4.0]]) if program is not _used_before_the_change else np.arange(1.0, 5.0)
+    x = Tensor(data, requires_grad=True)
+    program(x).sum().backward()
+    np.testing.assert_allclose(x.grad, expected)
+    x = Tensor(rng.standard_normal(data.shape), requires_grad=True)
+    assert gradcheck(program, x) and gradgradcheck(program, x)
+    g, = autograd.grad(program(x).sum(), x)  # autograd.grad finds its way through the old versions too
+    x.grad = None
+    program(x).sum().backward()
+    np.testing.assert_allclose(g.data, x.grad)
+
+
+def test_an_op_that_saved_a_value_a_recorded_in_place_op_then_changed_raises():
     a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     h = a * 1
-    z = h + 1     # uses h before the change
+    z = h * h     # Mul saved h's values
     h.mul_(3)
-    with pytest.raises(RuntimeError, match="rebuilt by an in-place op"):
+    with pytest.raises(RuntimeError, match=r"input \(float64, shape \(2,\)\) of op Mul was changed in place"):
         (z + h).sum().backward()
+
+
+def test_setitem_is_checked_to_second_order():
+    def write(x, v):
+        h = x * 1
+        h[1:, ::2] = v * v
+        h[[0, 0], 1] = v[0, :2] * 3  # a repeated index: the last write wins, the other gets no gradient
+        return h.tanh()
+    x = Tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    v = Tensor(rng.standard_normal((2, 2)), requires_grad=True)
+    assert gradcheck(write, x, v) and gradgradcheck(write, x, v)
 
 
 def test_in_place_on_a_leaf_that_requires_grad_needs_no_grad():

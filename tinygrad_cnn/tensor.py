@@ -123,16 +123,19 @@ def once_differentiable(backward):
         with no_grad():
             grads = backward(ctx, grad._data)
         single = type(grads) is not tuple
-        grads = tuple(None if g is None else _once(g, ctx) for g in ((grads,) if single else grads))
+        grads = tuple(None if g is None else _once(g, ctx, grad) for g in ((grads,) if single else grads))
         return grads[0] if single else grads
     return wrapped
 
 
 class _OnceDifferentiable(Function):
+    """The gradient a @once_differentiable backward computed, recorded as depending on what it
+    depends on (the op's inputs and the incoming gradient), so that any later derivative through
+    it, by backward() or autograd.grad, reaches this backward and its error."""
     @staticmethod
-    def forward(ctx, grad, name):
+    def forward(ctx, result, *depends_on, name):
         ctx.name = name
-        return grad
+        return result
 
     @staticmethod
     def backward(ctx, grad):
@@ -140,9 +143,9 @@ class _OnceDifferentiable(Function):
                            f"differentiated again. Write its backward with Tensor operations instead")
 
 
-def _once(g, ctx):
-    marker = Tensor(np.asarray(g), requires_grad=True)
-    return _apply(_OnceDifferentiable, marker, name=type(ctx).__name__)
+def _once(g, ctx, grad):
+    inputs = [p for p in ctx.parents if isinstance(p, Tensor)]
+    return _apply(_OnceDifferentiable, _constant(np.asarray(g)), grad, *inputs, name=type(ctx).__name__)
 
 
 def _apply(op, *inputs, **kwargs):
@@ -210,11 +213,14 @@ def _shape_arg(shape):
 
 
 class _Meta:
-    """What few tensors carry: hooks, retain_grad, a name, and stamps of in-place changes."""
-    __slots__ = ("hooks", "retains_grad", "changed", "rebased", "name")
+    """What few tensors carry: hooks, retain_grad, a name, stamps of in-place changes, and the
+    values that recorded in-place ops replaced (versions: (stamp, the old value as a tensor)). Ops
+    that used an old value hold this tensor, so the old values live as long as it does."""
+    __slots__ = ("hooks", "retains_grad", "changed", "rebased", "name", "versions")
 
     def __init__(self):
         self.hooks, self.retains_grad, self.changed, self.rebased, self.name = [], False, 0, 0, None
+        self.versions = []
 
     watched = property(lambda self: bool(self.hooks) or self.retains_grad)  # backward must call _on_grad
 
@@ -379,7 +385,8 @@ class Tensor:
 
         Off the tape (no_grad, or nothing requires grad) the array is overwritten and marked
         changed. On the tape, the op is recorded on a copy of the old value, and this tensor
-        becomes the op's result; ops that used the old value see the change at backward."""
+        becomes the op's result. Ops that used the old value send their gradient to that copy at
+        backward (see _as_used), unless they saved the old value: then backward raises."""
         records = _grad_enabled and (self.requires_grad or any(getattr(o, "requires_grad", False) for o in others))
         if not records:
             with no_grad():
@@ -398,6 +405,7 @@ class Tensor:
         new = compute(old)
         self._write(name, new)
         self._mark_changed(rebased=True)
+        self._meta.versions.append((self._meta.rebased, old))
         if new._ctx is not None:
             new._ctx.saved = tuple(self._data if s is new._data else s for s in new._ctx.saved)
         self._ctx, self.requires_grad, self._seq = new._ctx, new.requires_grad, next(_creation_order)
@@ -478,18 +486,20 @@ def _backprop(roots, seeds, retain_graph, create_graph, inputs=None, name="backw
                 raise RuntimeError(f"{name}: trying to go through a graph a second time, but its saved "
                                    "buffers were released by the first backward(); call "
                                    "backward(retain_graph=True) the first time to keep them")
+            parents = ctx.parents
             if _last_change > t._seq:
                 _check_unchanged(ctx, t, create_graph)
+                parents = _as_used(parents, t._seq)
             if plain:
                 # Set here, not when the op is recorded: one more live object per recorded op
                 # gave the garbage collector a third more work on a long chain (measured).
-                needs = ctx.needs_input_grad = [p.requires_grad for p in ctx.parents]
+                needs = ctx.needs_input_grad = [p.requires_grad for p in parents]
                 input_grads = ctx.backward(ctx, g)
             else:
-                needs, input_grads = _general_step(ctx, t, g, create_graph, wanted, captured)
+                needs, input_grads = _general_step(ctx, parents, t, g, create_graph, wanted, captured)
             if type(input_grads) is not tuple:
                 input_grads = (input_grads,)
-            for parent, pg, needed in zip(ctx.parents, input_grads, needs):
+            for parent, pg, needed in zip(parents, input_grads, needs):
                 if pg is not None and needed:
                     earlier = grads.get(parent)
                     if earlier is None:
@@ -504,11 +514,11 @@ def _backprop(roots, seeds, retain_graph, create_graph, inputs=None, name="backw
     return captured
 
 
-def _general_step(ctx, out, grad, create_graph, wanted, captured):
+def _general_step(ctx, parents, out, grad, create_graph, wanted, captured):
     """One op's backward when autograd.grad, create_graph or a tracer is involved."""
     if captured is not None and out in wanted[1]:
         captured[out] = grad
-    needs = ctx.needs_input_grad = [p.requires_grad if wanted is None else id(p) in wanted[0] for p in ctx.parents]
+    needs = ctx.needs_input_grad = [p.requires_grad if wanted is None else id(p) in wanted[0] for p in parents]
     if create_graph:
         return needs, _differentiable_backward(ctx, out, grad)
     if _tracer is not None:
@@ -552,19 +562,26 @@ def _check_unchanged(ctx, out, create_graph):
         meta = t._meta
         if meta is None or meta.changed <= out._seq:
             continue
-        if meta.rebased > out._seq and role == "input":
-            how = ("was rebuilt by an in-place op recorded on the tape after", "used it: its gradient would "
-                   "reach the new value instead of the one it used")
-        elif any(s is t._data for s in ctx.saved) or create_graph and ctx.saved:
-            how = ("was changed in place (an in-place op, an optimizer step or a write to .data) after",
-                   "saved it, and its gradient needs the old values")
-        else:
-            continue
-        name = f" '{meta.name}'" if meta.name else ""
-        op = type(ctx).__name__
-        raise RuntimeError(f"backward: the {role}{name} ({t.dtype}, shape {t.shape}) of op {op} {how[0]} {op} "
-                           f"{how[1]}. Change it only after backward(), or use an out-of-place op "
-                           f"(x = x + y, not x += y)")
+        if any(s is t._data for s in ctx.saved) or create_graph and ctx.saved:
+            name = f" '{meta.name}'" if meta.name else ""
+            op = type(ctx).__name__
+            raise RuntimeError(f"backward: the {role}{name} ({t.dtype}, shape {t.shape}) of op {op} was changed in "
+                               f"place (an in-place op, an optimizer step or a write to .data) after {op} saved it, "
+                               f"and its gradient needs the old values. Change it only after backward(), or use an "
+                               f"out-of-place op (x = x + y, not x += y)")
+
+
+def _as_used(parents, seq):
+    """The inputs of the op created at `seq` as it used them: where a recorded in-place op rebuilt
+    an input afterwards, the value it replaced (kept as a tensor of its own, with the tape that
+    made it) takes the gradient, as PyTorch's versions of a tensor do."""
+    used = []
+    for p in parents:
+        meta = p._meta
+        if meta is not None and meta.rebased > seq:
+            p = next(old for stamp, old in meta.versions if stamp > seq)
+        used.append(p)
+    return used
 
 
 def _differentiable_backward(ctx, out, grad):
@@ -596,13 +613,17 @@ def _leading_to(roots, inputs):
         if id(t) not in state:
             state[id(t)] = True
             if t._ctx is not None and t._ctx.parents is not None:
-                stack.extend(p for p in t._ctx.parents if isinstance(p, Tensor) and id(p) not in state)
+                stack.extend(p for p in _parents_used(t) if isinstance(p, Tensor) and id(p) not in state)
             continue
         stack.pop()
         if t in targets or t._ctx is not None and t._ctx.parents is not None and \
-                any(id(p) in leads for p in t._ctx.parents):
+                any(id(p) in leads for p in _parents_used(t)):
             leads.add(id(t))
     return leads, targets
+
+
+def _parents_used(t):
+    return _as_used(t._ctx.parents, t._seq) if _last_change > t._seq else t._ctx.parents
 
 
 REGISTRY = {}  # Tensor method name -> function, for functional.py and the docs

@@ -8,9 +8,9 @@ an error, as in PyTorch, unless made under no_grad().
 import numpy as np
 
 from ..tensor import Function, Tensor, _apply, _lift, register
-from .common import unbroadcast, value
+from .common import keep, unbroadcast, value
 from .elementwise import Where
-from .shape import GetItem, _index_arrays
+from .shape import GetItem, _index_arrays, _is_advanced
 
 
 class SetItem(Function):
@@ -25,21 +25,34 @@ class SetItem(Function):
             raise type(e)(f"setitem: {e} (tensor of shape {x.shape}, value of shape {np.shape(v)})") from None
         mask = np.zeros(x.shape, bool)
         mask[index] = True
-        ctx.save_for_backward(mask)
+        ctx.save_for_backward(mask, _last_writes(x.shape, index) if _is_advanced(index) else None)
         ctx.index, ctx.v_shape = index, np.shape(v)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        mask = value(ctx.saved[0])
+        mask, won = (value(s) for s in ctx.saved)
         dx = Where.apply(mask, 0, grad) if ctx.needs_input_grad[0] else None
         dv = None
         if ctx.needs_input_grad[1]:
             dv = GetItem.apply(grad, index=ctx.index)
+            if won is not None:  # a repeated index: only the value written last is in the result
+                dv = keep(dv, won)
             if dv.ndim < len(ctx.v_shape):  # numpy dropped v's leading 1s when it wrote v in
                 dv = dv.reshape((1,) * (len(ctx.v_shape) - dv.ndim) + dv.shape)
             dv = unbroadcast(dv, ctx.v_shape)
         return dx, dv
+
+
+def _last_writes(shape, index):
+    """For an index that may repeat a position: which of the written slots numpy wrote last (the
+    one that stays), or None when no position repeats."""
+    written = np.empty(shape, np.int8)[index].shape
+    slots = np.arange(int(np.prod(written))).reshape(written)
+    winner = np.full(shape, -1, np.intp)
+    winner[index] = slots
+    won = winner[index] == slots
+    return None if won.all() else won
 
 
 def _operand(x, other):
