@@ -83,3 +83,24 @@ def test_zero_losses_are_positive_zero():
     nll = F.nll_loss(Tensor(np.array([[0.0, -1.0]], np.float32)), np.array([0]))
     for loss in (ce, nll):
         assert loss.item() == 0.0 and not np.signbit(loss.item())  # torch prints tensor(0.), not -0.
+
+
+@pytest.mark.parametrize("reduce", [lambda x: x.max(), lambda x: x.min(), lambda x: x.amax(dim=0)],
+                         ids=["max", "min", "amax"])
+def test_inf_upstream_gradient_through_a_full_max_or_min_is_zero_off_the_extremum(reduce):
+    x = Tensor(np.array([1.0, 3.0, -2.0]), requires_grad=True)
+    reduce(x).backward(np.array(np.inf))
+    extremum = 2 if reduce(Tensor(x.data)).item() == -2.0 else 1
+    expected = np.zeros(3)
+    expected[extremum] = np.inf
+    np.testing.assert_array_equal(x.grad, expected)  # torch: [0., inf, 0.] for max, not NaN beside the inf
+
+
+@pytest.mark.parametrize("shape, dim", [((0, 3), 0), ((0, 3), 1), ((2, 0), -1), ((0,), 0)])
+def test_softmax_over_an_empty_tensor_is_empty(shape, dim):
+    for op in (F.softmax, F.log_softmax):  # torch: an empty result of the same shape
+        x = Tensor(np.zeros(shape), requires_grad=True)
+        out = op(x, dim=dim)
+        assert out.shape == shape
+        out.sum().backward()
+        assert x.grad.shape == shape

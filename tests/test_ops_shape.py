@@ -403,6 +403,19 @@ def test_setitem_value_with_extra_leading_ones(index, v_shape):
 
 # ---- the small conversions ---------------------------------------------------------------------------
 
+@pytest.mark.parametrize("shape", [(), (3,), (2, 3)])
+def test_cast_is_checked_to_second_order(shape):
+    # through long double and back, so that the finite differences keep float64's precision
+    x = Tensor(rng.standard_normal(shape), requires_grad=True)
+    def through_long_double(x):
+        return (x.to(np.longdouble) ** 3).to(np.float64)
+    assert through_long_double(x)._ctx.__class__.__name__ == "Cast"
+    assert gradcheck(through_long_double, x) and gradgradcheck(through_long_double, x)
+    x32 = Tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
+    x32.double().sum().backward()  # the gradient comes back in the input's dtype
+    assert x32.grad.dtype == np.float32 and np.all(x32.grad == 1)
+
+
 def test_conversions_and_sizes():
     x = Tensor(np.arange(6.0, dtype=np.float32).reshape(2, 3), requires_grad=True)
     assert x.float() is x  # as PyTorch: already float32

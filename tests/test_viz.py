@@ -160,6 +160,8 @@ def test_modules_box_their_ops_and_collapse_to_one_node():
     assert collapsed.count(" -> ") == 3  # input -> features -> head -> sum
     by_name = viz.draw(loss, params=model, modules=modules, collapse=["features.1"]).to_dot()
     assert "features.1 (Block)\\n3 ops" in by_name and "features.0.lin.weight" in by_name
+    with pytest.raises(TypeError, match=r"draw: modules= takes what `with viz.record_modules\(\) as modules:`"):
+        viz.draw(loss, params=model, modules=model, collapse=1)  # the model where the recording belongs
 
 
 def test_dot_text_needs_no_graphviz_and_svg_says_how_to_get_it(tmp_path, monkeypatch):

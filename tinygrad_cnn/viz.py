@@ -98,6 +98,9 @@ def draw(tensor, params=None, modules=None, grads=True, max_depth=None, collapse
     if collapse is not None and modules is None:
         raise ValueError("draw: collapse needs modules=, recorded during the forward: "
                          "`with viz.record_modules() as modules: loss = model(x)...`")
+    if modules is not None and not isinstance(modules, record_modules):
+        raise TypeError(f"draw: modules= takes what `with viz.record_modules() as modules:` around the forward "
+                        f"recorded, got {type(modules).__name__}; pass the model itself as params=")
     return Graph(tensor, _param_names(params), modules, grads, max_depth, collapse)
 
 

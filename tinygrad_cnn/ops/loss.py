@@ -13,6 +13,8 @@ from .elementwise import Exp, maximum, where
 
 
 def _log_softmax(x, axis):
+    if x.size == 0:  # an empty dim: nothing to normalize (and log of its empty sum would warn)
+        return x.copy()
     shifted = x - x.max(axis=axis, keepdims=True)  # the largest logit becomes 0: exp cannot overflow
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
@@ -20,7 +22,7 @@ def _log_softmax(x, axis):
 class Softmax(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
-        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        e = np.exp(x - x.max(axis=axis, keepdims=True, initial=-np.inf))  # initial: an empty dim is fine
         out = e / e.sum(axis=axis, keepdims=True)
         ctx.axis = axis
         ctx.save_for_backward(out)

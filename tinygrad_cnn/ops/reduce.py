@@ -10,7 +10,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..tensor import Function, Tensor, _apply, _constant, register
-from .common import keep_flag, normalize_axis, reduction_axes, value
+from .common import all_finite, keep, keep_flag, normalize_axis, reduction_axes, value
 from .elementwise import maximum, minimum, where
 from .shape import broadcast_to, cat, gather
 
@@ -67,7 +67,10 @@ class Max(Function):
     @staticmethod
     def backward(ctx, grad):
         share, = ctx.saved
-        return _expand(grad, share.shape, ctx.axis, ctx.keepdims) * value(share)
+        g = _expand(grad, share.shape, ctx.axis, ctx.keepdims)
+        if type(g) is Tensor or not all_finite(g):  # an inf gradient times a share of 0 is 0, as PyTorch
+            g = keep(g, value(share) != 0)
+        return g * value(share)
 
 
 class Cumsum(Function):
