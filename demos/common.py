@@ -124,12 +124,12 @@ class Timer:
 
 def run(main, prog, argv=None):
     """main(argv) for the command line: a user's mistake becomes a message and an exit status
-    (1 for a file or data problem, 130 for Ctrl-C; argparse exits with 2 for a bad flag)."""
+    (2 for a bad flag, 1 for a file or data problem, 130 for Ctrl-C)."""
     try:
         main(argv)
     except UserError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
-        return 1
+        return e.status
     except KeyboardInterrupt:
         print(f"{prog}: interrupted (Ctrl-C)", file=sys.stderr)
         return 130

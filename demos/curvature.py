@@ -12,8 +12,12 @@ a gradient penalty. Both need the autograd to differentiate its own backward.
 
   python demos/curvature.py                      # about a minute on 2 cores
   python demos/curvature.py --help
+
+A mistake in the flags or files ends in a message naming the flag or file, never a traceback;
+exit status 2 for a bad flag, 1 for a file or data problem, 130 for Ctrl-C.
 """
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -26,9 +30,11 @@ except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import Parser, note, read_split, real, run, take, whole  # noqa: E402
 from mnist_cnn import prepare, tutorial_net  # noqa: E402
 from tinygrad_cnn import Tensor, autograd, no_grad, optim  # noqa: E402
-from tinygrad_cnn.datasets import MNISTError, load_mnist  # noqa: E402
+
+PROG = "curvature.py"
 
 
 def flat(arrays):
@@ -108,31 +114,31 @@ def accuracy(model, images, labels):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", help="directory with the MNIST files (default: $MNIST_DIR, else the cache)")
-    p.add_argument("--train-size", type=int, default=60000, help="training images (default 60000)")
-    p.add_argument("--curvature-size", type=int, default=1000,
-                   help="training images whose mean loss's Hessian is measured (default 1000)")
-    p.add_argument("--iterations", type=int, default=20, help="power iterations (default 20)")
-    p.add_argument("--penalty", type=float, default=1.0,
-                   help="weight of the input-gradient penalty in part 3 (default 1.0)")
-    p.add_argument("--penalty-epochs", type=int, default=1, help="epochs for each model of part 3 (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    args = p.parse_args(argv)
-    if not 64 <= args.train_size <= 60000 or not 1 <= args.curvature_size <= 60000:
-        p.error("--train-size must be in 64..60000 and --curvature-size in 1..60000")
-    if args.iterations < 2 or args.penalty < 0 or not np.isfinite(args.penalty) or args.penalty_epochs < 1:
-        p.error("--iterations must be >= 2, --penalty finite and >= 0, --penalty-epochs >= 1")
-    return args
+    p = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="directory with the four MNIST IDX files, gzipped or not (default: $MNIST_DIR, "
+                        "else ~/.cache/tinygrad_cnn/mnist, downloaded if missing)")
+    p.add_argument("--train-size", metavar="N", type=whole(64, 60000, " (MNIST has 60,000 training images)"),
+                   default=60000, help="training images, at least one batch of 64 (default 60000)")
+    p.add_argument("--curvature-size", metavar="N", type=whole(1, 60000, " (MNIST has 60,000 training images)"),
+                   default=1000, help="training images whose mean loss's Hessian is measured (default 1000)")
+    p.add_argument("--iterations", metavar="N", type=whole(2), default=20, help="power iterations (default 20)")
+    p.add_argument("--penalty", type=real(lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
+                   default=1.0, help="weight of the input-gradient penalty in part 3 (default 1.0)")
+    p.add_argument("--penalty-epochs", metavar="N", type=whole(1), default=1,
+                   help="epochs for each model of part 3 (default 1)")
+    p.add_argument("--seed", metavar="N", type=whole(0, 2**32 - 1), default=0, help="random seed (default 0)")
+    return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        train_images, train_labels = prepare(*load_mnist("train", args.data_dir), args.train_size)
-        test_images, test_labels = prepare(*load_mnist("test", args.data_dir), 10000)
-    except MNISTError as e:
-        sys.exit(f"curvature: {e}\n(use --data-dir to point at the MNIST files)")
+    train_images, train_labels = take(*read_split("train", args), "train", args, "train_size")
+    test_images, test_labels = prepare(*read_split("test", args), 10000)
+    if args.curvature_size > args.train_size:
+        note(f"--curvature-size {args.curvature_size} is more than the {args.train_size} training images; "
+             f"measuring the Hessian over all {args.train_size}")
+        args.curvature_size = args.train_size
     rng = np.random.default_rng(args.seed)
     np.random.seed(args.seed)
 
@@ -191,4 +197,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main, PROG))

@@ -14,7 +14,8 @@ generic backward pass, not from hand-written layers.
   python demos/mnist_cnn.py --detect-anomaly --lr 1e6              # the first NaN or inf, named with its line
 
 A mistake in the flags or files ends in a message naming the flag or file, never a traceback;
-exit status 2 for a bad flag, 1 for a file or data problem, 130 for Ctrl-C.
+exit status 2 for a bad flag (an output that cannot be written included), 1 for a file or data
+problem or a missing tool, 130 for Ctrl-C.
 """
 import argparse
 import base64
@@ -77,6 +78,12 @@ DEFAULTS = {  # each model's flags when not given; final_lr_factor scales the lr
 
 class UserError(ValueError):
     """A mistake in the flags, files or data the user gave: shown as a message, never a traceback."""
+    status = 1
+
+
+class FlagError(UserError):
+    """A flag's value found wrong after parsing (an output that cannot be written): exit 2, as argparse's."""
+    status = 2
 
 
 class Parser(argparse.ArgumentParser):
@@ -180,29 +187,17 @@ def check_outputs(args):
     for flag in FILE_OUTPUTS:
         path = getattr(args, flag, None)
         if path and Path(path).is_dir():
-            raise UserError(f"--{flag} {path}: is a directory; give a file name")
+            raise FlagError(f"--{flag.replace('_', '-')} {path}: is a directory; give a file name")
     if args.save and Path(args.save).suffix != ".npz":
-        raise UserError(f"--save {args.save}: weights are written as .npz; name the file "
+        raise FlagError(f"--save {args.save}: weights are written as .npz; name the file "
                         f"{Path(args.save).stem}.npz")
-    if args.plot:
-        try:
-            import matplotlib  # noqa: F401  (first: a submodule imported earlier would hide its absence)
-            from matplotlib.backend_bases import FigureCanvasBase
-        except ImportError:
-            sys.exit(f"{PROG}: error: --plot needs matplotlib, which is not installed: pip install -e '.[plot]'")
-        formats = FigureCanvasBase.get_supported_filetypes()
-        suffix = Path(args.plot).suffix
-        if suffix.lower().lstrip(".") not in formats:
-            kind = f"{suffix} files" if suffix else "a name without an extension"
-            raise UserError(f"--plot {args.plot}: matplotlib cannot write {kind}; end the name in one of "
-                            f"{', '.join('.' + f for f in sorted(formats))}")
-    if args.graph:
-        try:
-            viz.check_output(args.graph)
-        except (ValueError, viz.GraphvizNotFoundError) as e:
-            raise UserError(f"--graph {args.graph}: {str(e).removeprefix('save: ').removeprefix('viz: ')}") from None
+    if args.graph and Path(args.graph).suffix.lower().lstrip(".") not in viz.FORMATS:
+        suffix = Path(args.graph).suffix
+        kind = f"unsupported picture format {suffix!r}" if suffix else "no extension to tell the picture format"
+        *most, last = ["." + f for f in viz.FORMATS if f != "gv"]
+        raise FlagError(f"--graph {args.graph}: {kind}; use a file name ending in {', '.join(most)} or {last}")
     if args.profile_trace and Path(args.profile_trace).suffix != ".json":
-        raise UserError(f"--profile-trace {args.profile_trace}: a trace is JSON; name the file "
+        raise FlagError(f"--profile-trace {args.profile_trace}: a trace is JSON; name the file "
                         f"{Path(args.profile_trace).stem}.json")
     for flag in FILE_OUTPUTS:
         path = getattr(args, flag, None)
@@ -211,18 +206,40 @@ def check_outputs(args):
     if args.report:
         report = Path(args.report).absolute()
         if report.exists() and not report.is_dir():
-            raise UserError(f"--report {args.report}: is a file; --report takes a directory (it writes report.html)")
+            raise FlagError(f"--report {args.report}: is a file; --report takes a directory (it writes report.html)")
         check_writable(f"--report {args.report}", report if report.is_dir() else report.parent)
+    # Last, what needs another program: a wrong place or name is said even where it is not installed.
+    if args.plot:
+        check_plot_format(args.plot)
+    if args.graph:
+        try:
+            viz.check_output(args.graph)
+        except viz.GraphvizNotFoundError as e:
+            raise UserError(f"--graph {args.graph}: {str(e).removeprefix('viz: ')}") from None
+
+
+def check_plot_format(path):
+    try:
+        import matplotlib  # noqa: F401  (first: a submodule imported earlier would hide its absence)
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        sys.exit(f"{PROG}: error: --plot needs matplotlib, which is not installed: pip install -e '.[plot]'")
+    formats = FigureCanvasBase.get_supported_filetypes()  # what this installation can write
+    suffix = Path(path).suffix
+    if suffix.lower().lstrip(".") not in formats:
+        kind = f"{suffix} files" if suffix else "a name without an extension"
+        raise FlagError(f"--plot {path}: matplotlib cannot write {kind}; end the name in one of "
+                        f"{', '.join('.' + f for f in sorted(formats))}")
 
 
 def check_writable(what, directory):
     if not directory.is_dir():
         state = "is not a directory" if directory.exists() else "does not exist"
-        raise UserError(f"{what}: {directory} {state}; create it first or choose another place")
+        raise FlagError(f"{what}: {directory} {state}; create it first or choose another place")
     try:  # os.access() says yes to root on a read-only mount; only a real file tells
         tempfile.TemporaryFile(dir=directory).close()
     except OSError as e:
-        raise UserError(f"{what}: cannot write in {directory} ({e.strerror}); choose another place") from None
+        raise FlagError(f"{what}: cannot write in {directory} ({e.strerror}); choose another place") from None
 
 
 # --- weights -------------------------------------------------------------------------------------
@@ -722,7 +739,7 @@ def cli(argv=None):
         main(argv)
     except UserError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 1
+        return e.status
     except AnomalyError as e:  # --detect-anomaly found the first NaN or inf
         print(f"{PROG}: --detect-anomaly stopped the run: {e}", file=sys.stderr)
         return 1

@@ -59,4 +59,4 @@ def test_power_iteration_finds_the_top_eigenvalue_of_a_known_matrix():
 def test_bad_flags_are_refused(capsys):
     with pytest.raises(SystemExit):
         curvature.parse_args(["--iterations", "1"])
-    assert "--iterations must be >= 2" in capsys.readouterr().err
+    assert "argument --iterations: must be at least 2, got 1" in capsys.readouterr().err
