@@ -273,6 +273,18 @@ def test_every_math_op_matches_the_tape(name):
     assert_matches(fn, loss, {"x": x})
 
 
+def test_a_write_at_a_repeated_index_matches_the_tape():
+    rng = np.random.default_rng(3)
+    x = Tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    v = Tensor(rng.standard_normal(3), requires_grad=True)
+    h = x * 1
+    h[[0, 0, 2], [1, 1, 3]] = v * v  # (0, 1) is written twice: the second value stays
+    loss = (h.tanh() * rng.standard_normal((3, 4))).sum()
+    fn = export.to_function(loss, inputs={"x": x, "v": v})
+    assert_matches(fn, loss, {"x": x, "v": v})
+    assert autograd.grad(loss, v, retain_graph=True)[0].data[0] == 0  # the overwritten value
+
+
 # ---- random programs --------------------------------------------------------------------------------
 
 def _broadcasts(a, b):

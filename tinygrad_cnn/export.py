@@ -512,8 +512,13 @@ def _setitem(op, x, v):
         written = op.tmp("written", f"np.zeros({op.shape}, bool)")
         op.line(f"{written}[{op.index(index)}] = True")
         picked = np.broadcast_to(np.empty((), bool), op.shape)[index].shape
-        return [f"np.where({written}, 0, {g})",
-                op.unbroadcast(f"{_paren(g)}[{op.index(index)}]", 1, picked)]
+        dv = f"{_paren(g)}[{op.index(index)}]"
+        if op.ctx.saved[1] is not None:  # a repeated index: only the value written last is in the result
+            slots = op.tmp("slots", f"np.arange({int(np.prod(picked))}).reshape({picked})")
+            last = op.tmp("last", f"np.full({op.shape}, -1)")
+            op.line(f"{last}[{op.index(index)}] = {slots}")
+            dv = f"np.where({last}[{op.index(index)}] == {slots}, {dv}, 0)"
+        return [f"np.where({written}, 0, {g})", op.unbroadcast(dv, 1, picked)]
     return backward
 
 
