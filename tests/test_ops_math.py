@@ -913,6 +913,9 @@ def test_where_with_numbers_uses_the_default_dtype():
 X = Tensor(np.array([1.0, 2.0, 3.0]))
 ERRORS = [
     (lambda: X.gelu(approximate="bad"), ValueError, "gelu: approximate must be 'none' or 'tanh', got 'bad'"),
+    (lambda: F.leaky_relu(X, "x"), TypeError, "leaky_relu: negative_slope must be a number, got str 'x'"),
+    (lambda: F.elu(X, alpha="a"), TypeError, "elu: alpha must be a number, got str 'a'"),
+    (lambda: X.softplus(beta=None), TypeError, "softplus: beta must be a number, got NoneType None"),
     (lambda: X.clamp(), ValueError, "clamp: at least one of min and max must be given"),
     (lambda: X.clip(None, None), ValueError, "clamp: at least one of min and max must be given"),
     (lambda: X.clamp(Tensor(np.ones(2))), ValueError, r"clamp: shapes \(3,\), \(2,\) cannot be broadcast together"),

@@ -136,14 +136,21 @@ SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.050700987355480493
 GELU_TANH_SCALE = 2 * math.sqrt(2 / math.pi)  # 1 + tanh(u) = 2 sigmoid(2u)
 
 
+def _number(op, name, value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: {name} must be a number, got {type(value).__name__} {value!r}") from None
+
+
 @register()
 def leaky_relu(x, negative_slope=0.01):
-    return _apply(LeakyReLU, x, negative_slope=float(negative_slope))
+    return _apply(LeakyReLU, x, negative_slope=_number("leaky_relu", "negative_slope", negative_slope))
 
 
 @register()
 def elu(x, alpha=1.0):
-    return _apply(ELU, x, alpha=float(alpha))
+    return _apply(ELU, x, alpha=_number("elu", "alpha", alpha))
 
 
 @register()
@@ -153,7 +160,8 @@ def selu(x):
 
 @register()
 def softplus(x, beta=1.0, threshold=20.0):
-    return _apply(Softplus, x, beta=float(beta), threshold=float(threshold))
+    return _apply(Softplus, x, beta=_number("softplus", "beta", beta),
+                  threshold=_number("softplus", "threshold", threshold))
 
 
 @register()
