@@ -1,7 +1,7 @@
 """Adagrad (Duchi, Hazan & Singer, 2011), with PyTorch's lr decay."""
 import numpy as np
 
-from .optimizer import Optimizer, as_array, at_least
+from .optimizer import Optimizer, at_least, gradients
 
 
 class Adagrad(Optimizer):
@@ -23,17 +23,8 @@ class Adagrad(Optimizer):
 
     def _update(self, group):
         lr, lr_decay, eps = float(group["lr"]), float(group["lr_decay"]), float(group["eps"])
-        weight_decay, maximize = float(group["weight_decay"]), group["maximize"]
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            if type(g) is not np.ndarray:
-                g = as_array(g)
-            if maximize:
-                g = -g
-            if weight_decay:
-                g = g + weight_decay * p._data
+        weight_decay = float(group["weight_decay"])
+        for p, g in gradients(group, weight_decay):
             state = self.state[p]
             if not state:
                 state["step"] = 0

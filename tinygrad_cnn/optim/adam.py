@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from .optimizer import Optimizer, as_array, at_least, unit_interval
+from .optimizer import Optimizer, at_least, gradients, unit_interval
 
 
 class Adam(Optimizer):
@@ -31,25 +31,15 @@ class Adam(Optimizer):
     def _update(self, group):
         lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
         b1, b2 = float(group["betas"][0]), float(group["betas"][1])
-        amsgrad, maximize, decoupled = group["amsgrad"], group["maximize"], group["decoupled_weight_decay"]
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            if type(g) is not np.ndarray:
-                g = as_array(g)
-            if maximize:
-                g = -g
+        amsgrad, decoupled = group["amsgrad"], group["decoupled_weight_decay"]
+        for p, g in gradients(group, 0.0 if decoupled else weight_decay):
             state = self.state[p]
             if not state:
                 state["step"] = 0
                 state["exp_avg"], state["exp_avg_sq"] = np.zeros_like(p._data), np.zeros_like(p._data)
             state["step"] = t = state["step"] + 1
-            if weight_decay:
-                if decoupled:
-                    p._data *= 1 - lr * weight_decay
-                else:
-                    g = g + weight_decay * p._data
+            if weight_decay and decoupled:
+                p._data *= 1 - lr * weight_decay
             m, v = state["exp_avg"], state["exp_avg_sq"]
             m *= b1
             m += (1 - b1) * g

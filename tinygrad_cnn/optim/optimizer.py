@@ -179,9 +179,25 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: {key} must be {expected}{where}, got {value!r}")
 
 
+def gradients(group, weight_decay=0.0):
+    """(p, g) for each parameter of `group` that has a gradient: g as a numpy array (a Tensor grad,
+    from create_graph=True, through its data), negated if the group maximizes, plus
+    weight_decay * p (PyTorch's coupled weight decay)."""
+    maximize = group["maximize"]
+    for p in group["params"]:
+        g = p.grad
+        if g is None:
+            continue
+        if type(g) is not np.ndarray:  # checked here: a call to as_array costs on the hot path
+            g = as_array(g)
+        if maximize:
+            g = -g
+        if weight_decay:
+            g = g + weight_decay * p._data
+        yield p, g
+
+
 def as_array(grad):
-    """A grad as a numpy array: a Tensor grad (from create_graph=True) is used through its data.
-    (The updates call this only when `type(grad) is not np.ndarray`: a call costs on the hot path.)"""
     return grad._data if isinstance(grad, Tensor) else np.asarray(grad)
 
 

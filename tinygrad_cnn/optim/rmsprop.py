@@ -1,7 +1,7 @@
 """RMSprop (Hinton's lecture 6e), with PyTorch's centered and momentum variants."""
 import numpy as np
 
-from .optimizer import Optimizer, as_array, at_least, unit_interval
+from .optimizer import Optimizer, at_least, gradients, unit_interval
 
 
 class RMSprop(Optimizer):
@@ -24,17 +24,8 @@ class RMSprop(Optimizer):
     def _update(self, group):
         lr, alpha, eps = float(group["lr"]), float(group["alpha"]), float(group["eps"])
         weight_decay, momentum = float(group["weight_decay"]), float(group["momentum"])
-        centered, maximize = group["centered"], group["maximize"]
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            if type(g) is not np.ndarray:
-                g = as_array(g)
-            if maximize:
-                g = -g
-            if weight_decay:
-                g = g + weight_decay * p._data
+        centered = group["centered"]
+        for p, g in gradients(group, weight_decay):
             state = self.state[p]
             if not state:
                 state["step"], state["square_avg"] = 0, np.zeros_like(p._data)

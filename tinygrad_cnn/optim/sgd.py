@@ -1,7 +1,6 @@
 """Stochastic gradient descent, with PyTorch's momentum, dampening and Nesterov rules."""
-import numpy as np
 
-from .optimizer import Optimizer, at_least, as_array, unit_interval
+from .optimizer import Optimizer, at_least, gradients, unit_interval
 
 
 class SGD(Optimizer):
@@ -24,17 +23,8 @@ class SGD(Optimizer):
 
     def _update(self, group):
         lr, momentum, dampening = float(group["lr"]), float(group["momentum"]), float(group["dampening"])
-        weight_decay, nesterov, maximize = float(group["weight_decay"]), group["nesterov"], group["maximize"]
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            if type(g) is not np.ndarray:
-                g = as_array(g)
-            if maximize:
-                g = -g
-            if weight_decay:
-                g = g + weight_decay * p._data
+        weight_decay, nesterov = float(group["weight_decay"]), group["nesterov"]
+        for p, g in gradients(group, weight_decay):
             if momentum:
                 state = self.state[p]
                 buf = state.get("momentum_buffer")
