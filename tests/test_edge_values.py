@@ -104,3 +104,21 @@ def test_softmax_over_an_empty_tensor_is_empty(shape, dim):
         assert out.shape == shape
         out.sum().backward()
         assert x.grad.shape == shape
+
+
+# torch 2.13, float64, an inf upstream gradient at x = -1000, -10, -3, 3, 10, 1000
+INF_THROUGH_SLOPES = {
+    "silu": [np.nan, -np.inf, -np.inf, np.inf, np.inf, np.inf],
+    "mish": [np.nan, -np.inf, -np.inf, np.inf, np.inf, np.inf],
+    "gelu": [np.nan, -np.inf, -np.inf, np.inf, np.inf, np.inf],
+    "hardswish": [0.0, 0.0, 0.0, np.inf, np.inf, np.inf],
+}
+
+
+@pytest.mark.parametrize("name", sorted(INF_THROUGH_SLOPES))
+def test_an_inf_gradient_through_x_times_f_of_x_activations_is_scaled_by_the_slope(name):
+    # the slope is formed before it meets the gradient: inf only where the slope is exactly 0 or 0 x inf
+    x = Tensor(np.array([-1000.0, -10.0, -3.0, 3.0, 10.0, 1000.0]), requires_grad=True)
+    with np.errstate(invalid="ignore"):  # inf * 0 at -1000, where torch's answer is NaN as well
+        getattr(x, name)().backward(np.full(6, np.inf))
+    np.testing.assert_array_equal(x.grad, INF_THROUGH_SLOPES[name])

@@ -312,6 +312,40 @@ def _normal_cdf(op, x):
     return backward
 
 
+@template(*_ops(A, "SiLU"), name="silu")
+def _silu(op, x):
+    s = op.let("s", _sigmoid(op, x))
+    op.set(f"{x} * {s}")
+    return lambda g: [f"{g} * ({s} * (1 + {x} * (1 - {s})))"]  # the slope first, as PyTorch
+
+
+@template(*_ops(A, "Mish"), name="mish")
+def _mish(op, x):
+    soft = f"np.where({x} > 20.0, {x}, np.maximum({x}, 0) + np.log1p(np.exp(-np.abs({x}))))"
+    t = op.let("t", f"np.tanh({soft})")
+    op.set(f"{x} * {t}")
+    return lambda g: [f"{g} * ({t} + {x} * (1 - {t} * {t}) * ({_sigmoid(op, x)}))"]
+
+
+@template(*_ops(A, "GELU"), name="gelu")
+def _gelu(op, x):
+    cdf = op.let("cdf", f"(0.5 * {op.kernel('erfc_array')}(-{x}, half=True)).astype({op.dtype})")
+    op.set(f"{x} * {cdf}")
+
+    def backward(g):  # the normal density; beyond |x| = 40 it is 0 already, and x*x cannot overflow
+        clipped = op.tmp("clipped", f"np.minimum(np.maximum({x}, -40.0), 40.0)")
+        density = f"{1 / math.sqrt(2 * math.pi)!r} * np.exp({clipped} * {clipped} * -0.5)"
+        return [f"{g} * ({cdf} + {x} * ({density}))"]
+    return backward
+
+
+@template(*_ops(A, "Hardswish"), name="hardswish")
+def _hardswish(op, x):
+    op.set(f"{x} * (np.clip({x} + 3, 0, 6) / 6)")
+    # exactly 0 up to -3 and the gradient itself from 3 on, even an inf one (PyTorch's rule)
+    return lambda g: [f"np.where({x} <= -3, 0, np.where({x} >= 3, {g}, {g} * ({x} / 3 + 0.5)))"]
+
+
 @template(Where)
 def _where(op, cond, x, y):
     op.set(f"np.where({cond}, {x}, {y})")

@@ -1,8 +1,9 @@
 """Activation functions.
 
-ReLU, Sigmoid, Tanh, LeakyReLU, ELU, Softplus, LogSigmoid and NormalCdf (for gelu) are ops of
-their own (speed, or stability at extreme inputs); the others are written with Tensor ops, so they
-are differentiable to any order for free. All are finite and accurate across the float range, without overflow
+ReLU, Sigmoid, Tanh, LeakyReLU, ELU, Softplus, LogSigmoid, NormalCdf, and the x * f(x) family
+(SiLU, Mish, exact GELU, Hardswish) are ops of their own (speed, stability at extreme inputs, or
+PyTorch's inf gradients); their backward rules use Tensor ops too, and the others are written with
+Tensor ops, so all are differentiable to any order. All are finite and accurate across the float range, without overflow
 warnings: exp only ever sees arguments that cannot overflow.
 """
 import math
@@ -132,6 +133,42 @@ class LogSigmoid(Function):
 NormalCdf = unary_op("NormalCdf", lambda x: (0.5 * erfc_array(-x, half=True)).astype(x.dtype),
                      x=lambda g, x: g * (INV_SQRT_2PI * gaussian(x, 0.5)))
 
+# x * f(x) activations as ops of their own: the backward forms the slope first and then multiplies
+# it into the gradient, as PyTorch does, so an inf gradient where the slope is not 0 stays inf
+# (the composite x * f(x) gave inf * 0 = NaN in the product rule's second term).
+def _silu_slope(x):
+    s = Sigmoid.apply(x)
+    return s * (1 + x * (1 - s))
+
+
+def _mish_slope(x):
+    t = Tanh.apply(Softplus.apply(x, beta=1.0, threshold=20.0))
+    return t + x * (1 - t * t) * Sigmoid.apply(x)
+
+
+SiLU = unary_op("SiLU", lambda x: x * Sigmoid.apply(x), x=lambda g, x: g * _silu_slope(x))
+Mish = unary_op("Mish", lambda x: x * np.tanh(Softplus.apply(x, beta=1.0, threshold=20.0)),
+                x=lambda g, x: g * _mish_slope(x))
+GELU = unary_op("GELU", lambda x: x * NormalCdf.apply(x),
+                x=lambda g, x: g * (NormalCdf.apply(x) + x * (INV_SQRT_2PI * gaussian(x, 0.5))))
+
+
+class Hardswish(Function):
+    """x * relu6(x + 3) / 6; its slope is exactly 0 up to -3 and 1 from 3 on (PyTorch's rule, even
+    for an inf gradient), and x / 3 + 1/2 in between."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * (np.clip(x + 3, 0, 6) / 6)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x = ctx.saved[0]
+        low, high = value(x) <= -3, value(x) >= 3
+        return Where.apply(low, 0, Where.apply(high, grad, grad * (x / 3 + 0.5)))
+
+
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
 GELU_TANH_SCALE = 2 * math.sqrt(2 / math.pi)  # 1 + tanh(u) = 2 sigmoid(2u)
 
@@ -175,7 +212,7 @@ def gelu(x, approximate="none"):
     Phi(x) ~ (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2, written as a sigmoid, which stays
     exact in the lower tail where 1 + tanh(u) would cancel to 0."""
     if approximate == "none":
-        return x * _apply(NormalCdf, x)
+        return _apply(GELU, x)
     if approximate == "tanh":
         c = x.clamp(-1e4, 1e4)  # the sigmoid is saturated long before; keeps c**3 finite
         return x * ((c + 0.044715 * c * c * c) * GELU_TANH_SCALE).sigmoid()
@@ -184,12 +221,12 @@ def gelu(x, approximate="none"):
 
 @register()
 def silu(x):
-    return x * x.sigmoid()
+    return _apply(SiLU, x)
 
 
 @register()
 def mish(x):
-    return x * x.softplus().tanh()
+    return _apply(Mish, x)
 
 
 @register()
@@ -212,7 +249,7 @@ def hardsigmoid(x):
 
 @register()
 def hardswish(x):
-    return x * x.hardsigmoid()
+    return _apply(Hardswish, x)
 
 
 @register()
