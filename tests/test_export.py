@@ -273,6 +273,27 @@ def test_every_math_op_matches_the_tape(name):
     assert_matches(fn, loss, {"x": x})
 
 
+def _column_doubled(x):
+    out = x.clone()
+    out[:, 0] = out[:, 0] * 2
+    return out * out
+
+
+def _used_before_the_change(x):
+    b = x * 1
+    c = b + 0
+    b.add_(1)
+    return c * b
+
+
+@pytest.mark.parametrize("program", [_column_doubled, _used_before_the_change])
+def test_ops_that_used_a_tensor_before_a_recorded_in_place_change_match_the_tape(program):
+    rng = np.random.default_rng(4)
+    x = Tensor(rng.standard_normal((2, 3)), requires_grad=True)
+    loss = (program(x) * rng.standard_normal((2, 3))).sum()
+    assert_matches(export.to_function(loss, inputs={"x": x}), loss, {"x": x})
+
+
 def test_a_write_at_a_repeated_index_matches_the_tape():
     rng = np.random.default_rng(3)
     x = Tensor(rng.standard_normal((3, 4)), requires_grad=True)

@@ -201,3 +201,14 @@ def test_bad_arguments():
         viz.draw(loss).save("step.jpg")
     with pytest.raises(ValueError, match="render: format must be one of svg, png, pdf"):
         viz.draw(loss).render("bmp")
+
+
+def test_an_op_that_used_a_tensor_before_a_recorded_in_place_change_draws_its_edge_from_the_old_value():
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    out = x.clone()
+    column = out[:, 0]      # reads the clone
+    out[:, 0] = column * 2  # then rebuilds it: SetItem(clone, ...)
+    graph = viz.draw(out.sum())
+    by_id = {n.id: n for n in graph.nodes}
+    sources = {by_id[a].name for a, b in graph.edges if by_id[b].name == "GetItem"}
+    assert sources == {"Clone"}  # not SetItem, the value the in-place op wrote

@@ -33,7 +33,7 @@ import re
 
 import numpy as np
 
-from .tensor import Tensor
+from .tensor import Tensor, inputs_of
 from .ops import (Add, Sub, Mul, Div, Pow, Neg, Exp, Log, Where, Maximum, ReLU, Sigmoid, Tanh, Sum, Mean, Max,
                   Reshape, Permute, BroadcastTo, GetItem, IndexAdd, MatMul, Linear, Conv2d, ConvTranspose,
                   ConvWeight, MaxPool2d, PoolScatter, PoolGather, Softmax, LogSoftmax, CrossEntropy)
@@ -935,7 +935,7 @@ class Op:
     def __init__(self, writer, t, template, out):
         self.writer, self.ctx, self.name, self.base = writer, t._ctx, template.name, template.base
         self.template = template
-        self.parents = t._ctx.parents
+        self.parents = inputs_of(t)
         self.shapes = [np.shape(p._data) for p in self.parents]
         self.input_values = [p._data for p in self.parents]
         self.value, self.shape, self.dtype = t._data, t._data.shape, _dtype(t._data.dtype)
@@ -1117,7 +1117,7 @@ class _Writer:
                 raise RuntimeError("export: the tape was released by backward(); export before calling backward(), "
                                    "or call backward(retain_graph=True)")
             nodes.append(t)
-            for p in t._ctx.parents:
+            for p in inputs_of(t):
                 if isinstance(p, Tensor) and id(p) not in seen:
                     seen.add(id(p))
                     stack.append(p)

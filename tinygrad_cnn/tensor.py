@@ -613,16 +613,18 @@ def _leading_to(roots, inputs):
         if id(t) not in state:
             state[id(t)] = True
             if t._ctx is not None and t._ctx.parents is not None:
-                stack.extend(p for p in _parents_used(t) if isinstance(p, Tensor) and id(p) not in state)
+                stack.extend(p for p in inputs_of(t) if isinstance(p, Tensor) and id(p) not in state)
             continue
         stack.pop()
         if t in targets or t._ctx is not None and t._ctx.parents is not None and \
-                any(id(p) in leads for p in _parents_used(t)):
+                any(id(p) in leads for p in inputs_of(t)):
             leads.add(id(t))
     return leads, targets
 
 
-def _parents_used(t):
+def inputs_of(t):
+    """The tensors the op that made `t` used, as it used them: where a recorded in-place op rebuilt
+    one afterwards, the old version. For tools that walk the tape (export, viz)."""
     return _as_used(t._ctx.parents, t._seq) if _last_change > t._seq else t._ctx.parents
 
 

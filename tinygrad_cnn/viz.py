@@ -24,7 +24,7 @@ import weakref
 import numpy as np
 
 from . import tracing
-from .tensor import Tensor
+from .tensor import Tensor, inputs_of
 
 __all__ = ["draw", "record_modules", "check_output", "Graph", "Node", "GraphvizNotFoundError"]
 
@@ -148,11 +148,11 @@ class Graph:
                 raise RuntimeError("draw: the graph was released by backward(); call draw(loss) before "
                                    "loss.backward() (the gradient norms are collected during that backward), "
                                    "or keep the graph with backward(retain_graph=True)")
-            stack.extend(reversed(ctx.parents))  # DFS, first input first
+            stack.extend(reversed(inputs_of(t)))  # DFS, first input first
         for t in keep:
             if t._ctx is not None:
                 op = ids[id(t._ctx)]
-                for p in t._ctx.parents:
+                for p in inputs_of(t):
                     self.edges.append((ids[id(p._ctx) if p._ctx is not None else id(p)].id, op.id))
         self.nodes = sorted(ids.values(), key=lambda n: int(n.id[1:]))
         this = weakref.ref(self)
