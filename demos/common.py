@@ -3,7 +3,6 @@ MNIST as float32 NCHW, the training loop with the tutorial's progress lines, and
 wrapper that turns a user's mistake into a message. The flag parsing, data reading and evaluation
 are mnist_cnn.py's own, imported, so that every demo answers a bad flag or file the same way."""
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ HERE = str(Path(__file__).resolve().parent)
 if HERE not in sys.path:  # mnist_cnn, when this is imported from elsewhere (tests)
     sys.path.insert(0, HERE)
 from mnist_cnn import Parser, UserError, evaluate, note, read_split, real, take, whole  # noqa: E402,F401 (re-exported)
+from mnist_cnn import command_line as run  # noqa: E402,F401  (main(argv) for the command line)
 
 from tinygrad_cnn import Tensor  # noqa: E402  (mnist_cnn made it importable from a checkout)
 from tinygrad_cnn.progress import progress  # noqa: E402
@@ -120,23 +120,3 @@ class Timer:
 
     def __exit__(self, *exc):
         self.seconds += time.perf_counter() - self.start
-
-
-def run(main, prog, argv=None):
-    """main(argv) for the command line: a user's mistake becomes a message and an exit status
-    (2 for a bad flag, 1 for a file or data problem, 130 for Ctrl-C)."""
-    try:
-        main(argv)
-    except UserError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return e.status
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted (Ctrl-C)", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # `| head`: the reader has gone; say nothing more
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
-    except OSError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 1
-    return 0

@@ -733,26 +733,31 @@ def run(args, model, opt, train_images, train_labels, test_images, test_labels):
     return test_loss, test_acc
 
 
-def cli(argv=None):
-    """main() for the command line: a user's mistake becomes a message and an exit status."""
+def command_line(main, prog, argv=None, interrupted=""):
+    """main(argv) for the command line (this demo's and the others'): a user's mistake becomes a
+    message and an exit status (2 for a bad flag, 1 for a file or data problem, 130 for Ctrl-C)."""
     try:
         main(argv)
     except UserError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return e.status
     except AnomalyError as e:  # --detect-anomaly found the first NaN or inf
-        print(f"{PROG}: --detect-anomaly stopped the run: {e}", file=sys.stderr)
+        print(f"{prog}: --detect-anomaly stopped the run: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted (Ctrl-C); nothing more was written", file=sys.stderr)
+        print(f"{prog}: interrupted (Ctrl-C){interrupted}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `| head`: the reader has gone; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except OSError as e:  # a full disk, a directory removed mid-run: the machine's state, not a bug here
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def cli(argv=None):
+    return command_line(main, PROG, argv, interrupted="; nothing more was written")
 
 
 if __name__ == "__main__":
